@@ -1,0 +1,94 @@
+import Foundation
+import Kernels
+
+let usage = """
+usage: kernel-bench [--filter SUBSTRING] [--threads N[,N...]] [--json PATH] [--min-time SECONDS] [--quick] [--list]
+
+Times every kernel family on model-sized shapes, after checking each result against a reference.
+  --filter S     run only cases whose label contains S (e.g. sgemm, sgemv, stream)
+  --threads L    worker counts to run, comma-separated (default: all cores)
+  --json PATH    also write the results as JSON: {"machine", "build", "date", "results": [...]}
+  --min-time S   time each case for at least S seconds (default 0.5; median of the samples is reported)
+  --quick        small shapes and 0.05 s per case: checks that the harness and kernels work
+  --list         print the case labels and exit
+Build with `SAFETUNE_CPU=native swift build -c release` for meaningful numbers.
+"""
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("kernel-bench: \(message)\n\n\(usage)\n".utf8))
+    exit(2)
+}
+
+var filter = "", jsonPath: String?, minTime = 0.5, quick = false, list = false
+var threadList = [ProcessInfo.processInfo.activeProcessorCount]
+var args = Array(CommandLine.arguments.dropFirst())
+while !args.isEmpty {
+    let arg = args.removeFirst()
+    func value() -> String {
+        guard !args.isEmpty else { fail("\(arg) needs a value") }
+        return args.removeFirst()
+    }
+    switch arg {
+    case "--filter": filter = value()
+    case "--json": jsonPath = value()
+    case "--min-time":
+        let v = value()
+        guard let t = Double(v), t >= 0 else { fail("--min-time: '\(v)' is not a non-negative number") }
+        minTime = t
+    case "--threads":
+        let v = value()
+        let parsed = v.split(separator: ",").compactMap { Int($0) }
+        guard !parsed.isEmpty, parsed.count == v.split(separator: ",").count, parsed.allSatisfy({ $0 >= 1 }) else {
+            fail("--threads: '\(v)' is not a list of positive integers")
+        }
+        threadList = parsed
+    case "--quick", "--smoke": quick = true
+    case "--list": list = true
+    case "-h", "--help": print(usage); exit(0)
+    default: fail("unknown option '\(arg)'")
+    }
+}
+if quick { minTime = min(minTime, 0.05) }
+
+#if DEBUG
+if !list && !quick { fail("this is a debug build; benchmark a release build (swift build -c release)") }
+#endif
+
+let cases = (gemmCases(quick: quick) + streamCases(quick: quick)).filter { filter.isEmpty || $0.label.contains(filter) }
+if list { cases.forEach { print($0.label) }; exit(0) }
+if cases.isEmpty { fail("no case matches --filter '\(filter)'") }
+
+let build = Harness.build()
+FileHandle.standardError.write(Data("kernel-bench: \(BuildInfo.isa) build (\(BuildInfo.configuration)), \(cases.count) cases x threads \(threadList)\n".utf8))
+print(String(format: "%-58@ %7@ %10@ %9@ %9@ %8@", "case" as NSString, "threads" as NSString, "median ms" as NSString,
+             "GFLOP/s" as NSString, "GB/s" as NSString, "verified" as NSString))
+var results: [BenchResult] = []
+var allVerified = true
+for bench in cases {
+    for threads in threadList {
+        let (verified, run) = bench.make(threads)
+        let samples = Harness.time(minTime: minTime) { run() }
+        let r = BenchResult(bench: bench, threads: threads, samples: samples, verified: verified)
+        results.append(r)
+        allVerified = allVerified && verified
+        print(String(format: "%-58@ %7d %10.3f %9.1f %9.2f %8@", bench.label as NSString, threads, r.median * 1e3,
+                     r.gflops, r.gbps, (verified ? "yes" : "FAILED") as NSString))
+    }
+}
+
+if let path = jsonPath {
+    let iso = ISO8601DateFormatter().string(from: Date())
+    let doc: [String: Any] = ["schema": 1, "tool": "kernel-bench", "date": iso, "machine": Harness.machine(),
+                              "build": build, "minTime": minTime, "results": results.map(\.json)]
+    do {
+        let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        FileHandle.standardError.write(Data("kernel-bench: cannot write \(path): \(error.localizedDescription)\n".utf8))
+        exit(1)
+    }
+}
+if !allVerified {
+    FileHandle.standardError.write(Data("kernel-bench: some kernels FAILED verification\n".utf8))
+    exit(1)
+}

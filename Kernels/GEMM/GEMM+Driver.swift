@@ -1,0 +1,71 @@
+/// The BLIS macro-loops: B blocks (NC x KC) shared from L3, A blocks packed for a band of rows,
+/// and parallel tiles of C that each run the micro-kernel over L1-resident B micro-panels.
+extension GEMM {
+    /// Rows of A packed at once per depth block; bounds the A workspace to MS x KC floats.
+    static let rowBand = 8192
+
+    static func packed(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, workers: Int?) {
+        let MR = Tiling.MR, NR = Tiling.NR, KC = Tiling.KC, MC = Tiling.MC, NC = Tiling.NC
+        let nth = Parallel.resolve(workers)
+        let ncMax = min(n, NC), kcMax = min(k, KC), msMax = min(m, rowBand)
+        let bFloats = (ncMax + NR - 1) / NR * NR * kcMax
+        let aFloats = (msMax + MR - 1) / MR * MR * kcMax
+        Workspace.withScratch(floats: bFloats + aFloats + 64) { scratch in
+            let bPack = scratch, aPack = scratch + (bFloats + 15) / 16 * 16
+            var jc = 0
+            while jc < n {
+                let nc = min(NC, n - jc)
+                let nPanels = (nc + NR - 1) / NR
+                var pc = 0
+                while pc < k {
+                    let kc = min(KC, k - pc)
+                    let betaBlock: Float = pc == 0 ? beta : 1
+                    var ms = 0
+                    while ms < m {
+                        let mband = min(rowBand, m - ms)
+                        let mPanels = (mband + MR - 1) / MR
+                        let bTasks = ms == 0 ? nPanels : 0
+                        // Phase 1: pack this block's B panels (once per depth block) and A panels.
+                        Parallel.forEach(bTasks + mPanels, workers: nth) { t in
+                            if t < bTasks {
+                                let j0 = t * NR
+                                packB(transB: transB, b: b, ldb: ldb, j0: jc + j0, nr: min(NR, nc - j0),
+                                      p0: pc, kc: kc, into: bPack + t * NR * kc)
+                            } else {
+                                let i0 = (t - bTasks) * MR
+                                packA(transA: transA, a: a, lda: lda, i0: ms + i0, mr: min(MR, mband - i0),
+                                      p0: pc, kc: kc, into: aPack + (t - bTasks) * MR * kc)
+                            }
+                        }
+                        // Phase 2: tiles of C (MC rows x a run of NR panels), contiguous per worker.
+                        let rowBlocks = (mband + MC - 1) / MC
+                        let colChunks = max(1, min(nPanels, (4 * nth + rowBlocks - 1) / rowBlocks))
+                        Parallel.forEach(rowBlocks * colChunks, workers: nth) { t in
+                            let rb = t / colChunks, cb = t % colChunks
+                            let i0 = rb * MC, mc = min(MC, mband - i0)
+                            let panels = Parallel.range(cb, of: colChunks, count: nPanels)
+                            for jp in panels {
+                                let j0 = jp * NR, nr = min(NR, nc - j0)
+                                let bp = UnsafePointer(bPack + jp * NR * kc)
+                                var ir = 0
+                                while ir < mc {
+                                    let mr = min(MR, mc - ir)
+                                    let row = ms + i0 + ir
+                                    micro(kc: kc, a: UnsafePointer(aPack + (i0 + ir) / MR * MR * kc), b: bp,
+                                          c: c + row * ldc + jc + j0, ldc: ldc, alpha: alpha, beta: betaBlock,
+                                          mr: mr, nr: nr)
+                                    ir += MR
+                                }
+                            }
+                        }
+                        ms += mband
+                    }
+                    pc += kc
+                }
+                jc += nc
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/// SIMD vocabulary shared by the kernels: the fused multiply-add helper and horizontal sums.
+///
+/// On baseline x86-64, `SIMD.addProduct` lowers to one libm `fmaf` call per lane (about 36x
+/// slower than mul + add), so kernels never call it directly: `fmadd` is fused only when the
+/// build enables FMA (`SAFETUNE_CPU=...`, which defines KERNELS_FMA; always on arm64).
+
+/// The kernels' native vector: one register of the widest unit the build targets.
+#if KERNELS_AVX512
+public typealias VFloat = SIMD16<Float>
+#elseif KERNELS_FMA || arch(arm64)
+public typealias VFloat = SIMD8<Float>
+#else
+public typealias VFloat = SIMD4<Float>
+#endif
+
+/// Lanes in `VFloat`.
+public let vLanes = VFloat.scalarCount
+
+@inline(__always)
+public func fmadd(_ acc: inout SIMD4<Float>, _ a: SIMD4<Float>, _ b: SIMD4<Float>) {
+    #if KERNELS_FMA || arch(arm64)
+    acc.addProduct(a, b)
+    #else
+    acc += a * b
+    #endif
+}
+
+@inline(__always)
+public func fmadd(_ acc: inout SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+    #if KERNELS_FMA || arch(arm64)
+    acc.addProduct(a, b)
+    #else
+    acc += a * b
+    #endif
+}
+
+@inline(__always)
+public func fmadd(_ acc: inout SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
+    #if KERNELS_FMA || arch(arm64)
+    acc.addProduct(a, b)
+    #else
+    acc += a * b
+    #endif
+}
+
+/// Loads a vector from `p + i` (no alignment required).
+@inline(__always)
+public func vload(_ p: UnsafePointer<Float>, _ i: Int) -> VFloat {
+    UnsafeRawPointer(p + i).loadUnaligned(as: VFloat.self)
+}
+
+/// Stores a vector to `p + i` (no alignment required).
+@inline(__always)
+public func vstore(_ v: VFloat, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: VFloat.self)
+}

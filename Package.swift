@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// MARK: - Build flavour
+//
+// Default builds are portable (baseline x86-64 / arm64) and pass every test.
+// Speed needs the target CPU's FMA and vector width, which Swift only uses when told:
+//
+//   SAFETUNE_CPU=native swift build -c release       # tune for this machine
+//   SAFETUNE_CPU=x86-64-v3 swift build -c release    # AVX2 + FMA anywhere since Haswell / Zen 1
+//   SAFETUNE_CPU=x86-64-v4 swift build -c release    # AVX-512 (Skylake-X, Ice Lake, Zen 4)
+//
+// The CPU name goes to `-target-cpu`; the defines tell the kernels which register
+// file to block for (see Kernels/Support/Tiling.swift). Docs/BUILD.md explains the choice.
+let targetCPU = Context.environment["SAFETUNE_CPU"].flatMap { $0.isEmpty ? nil : $0 }
+
+/// ISA features implied by a `-target-cpu` name; `native` reads this machine's flags.
+func features(of cpu: String) -> (fma: Bool, avx512: Bool) {
+    let name = cpu.lowercased()
+    #if arch(arm64)
+    return (true, false)
+    #else
+    if name == "native" {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(info.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
+        return (flags.contains("fma"), flags.contains("avx512f"))
+    }
+    let avx512 = ["x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+                  "icelake-client", "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids",
+                  "rocketlake", "znver4", "znver5"]
+    let fmaOnly = ["x86-64-v3", "haswell", "broadwell", "skylake", "alderlake", "raptorlake",
+                   "znver1", "znver2", "znver3", "bdver2", "bdver3", "bdver4"]
+    if avx512.contains(name) { return (true, true) }
+    if fmaOnly.contains(name) { return (true, false) }
+    return (false, false)
+    #endif
+}
+
+var tuning: [SwiftSetting] = [
+    // Kernels check shapes with `precondition` at their entry; the hot loops run on raw pointers.
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+if let cpu = targetCPU {
+    let isa = features(of: cpu)
+    tuning.append(.unsafeFlags(["-target-cpu", cpu]))
+    if isa.fma { tuning.append(.define("KERNELS_FMA")) }
+    if isa.avx512 { tuning.append(.define("KERNELS_AVX512")) }
+    tuning.append(.define("KERNELS_TARGET_CPU_SET"))
+}
+
+let package = Package(
+    name: "SafeTune",
+    products: [
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .executable(name: "kernel-bench", targets: ["kernel-bench"]),
+    ],
+    targets: [
+        // MARK: - Kernels
+        .target(name: "Kernels", path: "Kernels", swiftSettings: tuning),
+
+        // MARK: - Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
+                    path: "Tests/KernelsTests", swiftSettings: tuning),
+
+        // MARK: - Benchmarks
+        .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
+                          path: "Benchmarks/KernelBench", swiftSettings: tuning),
+    ],
+    swiftLanguageModes: [.v5]
+)
