@@ -54,7 +54,7 @@ if quick { minTime = min(minTime, 0.05) }
 if !list && !quick { fail("this is a debug build; benchmark a release build (swift build -c release)") }
 #endif
 
-let cases = (gemmCases(quick: quick) + streamCases(quick: quick)).filter { filter.isEmpty || $0.label.contains(filter) }
+let cases = allCases(quick: quick).filter { filter.isEmpty || $0.label.contains(filter) }
 if list { cases.forEach { print($0.label) }; exit(0) }
 if cases.isEmpty { fail("no case matches --filter '\(filter)'") }
 
