@@ -32,6 +32,7 @@ struct BenchResult {
     var bench: BenchCase
     var threads: Int
     var samples: [Double]  // seconds, sorted
+    var cpuPerCall: Double  // process CPU seconds per call, all threads
     var verified: Bool
     var median: Double { samples[samples.count / 2] }
     var gflops: Double { bench.flops / median / 1e9 }
@@ -42,7 +43,7 @@ struct BenchResult {
                                 "minNs": Int(samples[0] * 1e9), "medianNs": Int(median * 1e9),
                                 "p90Ns": Int(samples[min(samples.count - 1, samples.count * 9 / 10)] * 1e9),
                                 "gflops": round2(gflops), "gflopsPerCore": round2(gflops / Double(threads)),
-                                "gbps": round2(gbps), "verified": verified,
+                                "gbps": round2(gbps), "verified": verified, "cpuNsPerCall": Int(cpuPerCall * 1e9),
                                 "bound": bench.bandwidthBound ? "bandwidth" : "compute"]
         for (k, v) in bench.params { o[k] = v.json }
         return o
@@ -57,16 +58,25 @@ func blackHole<T>(_ x: T) {}
 
 enum Harness {
     /// Times `run` after 3 warm-up calls until `minTime` has elapsed and at least 5 samples exist.
-    static func time(minTime: Double, maxSamples: Int = 10_000, _ run: () -> Void) -> [Double] {
+    /// Returns wall-clock samples (sorted) and the process CPU seconds per call (all threads);
+    /// on a busy machine the CPU time of a one-thread run is the steadier figure.
+    static func time(minTime: Double, maxSamples: Int = 10_000, _ run: () -> Void) -> (wall: [Double], cpu: Double) {
         for _ in 0 ..< 3 { run() }
         var samples: [Double] = []
         let start = DispatchTime.now().uptimeNanoseconds
+        let cpu0 = cpuSeconds()
         while samples.count < 5 || (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < minTime && samples.count < maxSamples) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             run()
             samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
-        return samples.sorted()
+        return (samples.sorted(), (cpuSeconds() - cpu0) / Double(samples.count))
+    }
+
+    static func cpuSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     static func machine() -> [String: Any] {

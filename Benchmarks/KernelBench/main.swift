@@ -67,8 +67,8 @@ var allVerified = true
 for bench in cases {
     for threads in threadList {
         let (verified, run) = bench.make(threads)
-        let samples = Harness.time(minTime: minTime) { run() }
-        let r = BenchResult(bench: bench, threads: threads, samples: samples, verified: verified)
+        let (samples, cpu) = Harness.time(minTime: minTime) { run() }
+        let r = BenchResult(bench: bench, threads: threads, samples: samples, cpuPerCall: cpu, verified: verified)
         results.append(r)
         allVerified = allVerified && verified
         print(String(format: "%-58@ %7d %10.3f %9.1f %9.2f %8@", bench.label as NSString, threads, r.median * 1e3,
