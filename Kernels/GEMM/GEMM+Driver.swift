@@ -39,25 +39,27 @@ extension GEMM {
                                       p0: pc, kc: kc, into: aPack + (t - bTasks) * MR * kc)
                             }
                         }
-                        // Phase 2: tiles of C (MC rows x a run of NR panels), contiguous per worker.
+                        // Phase 2: tiles of C: a run of B panels sized to stay in L2, times MC rows.
+                        // Within a tile each A micro-panel stays in L1 while the B panels stream from L2.
                         let rowBlocks = (mband + MC - 1) / MC
-                        let colChunks = max(1, min(nPanels, (4 * nth + rowBlocks - 1) / rowBlocks))
+                        let chunkPanels = max(1, Tiling.l2Floats / (kc * NR))
+                        let colChunks = (nPanels + chunkPanels - 1) / chunkPanels
                         Parallel.forEach(rowBlocks * colChunks, workers: nth) { t in
-                            let rb = t / colChunks, cb = t % colChunks
+                            let cb = t / rowBlocks, rb = t % rowBlocks
                             let i0 = rb * MC, mc = min(MC, mband - i0)
-                            let panels = Parallel.range(cb, of: colChunks, count: nPanels)
-                            for jp in panels {
-                                let j0 = jp * NR, nr = min(NR, nc - j0)
-                                let bp = UnsafePointer(bPack + jp * NR * kc)
-                                var ir = 0
-                                while ir < mc {
-                                    let mr = min(MR, mc - ir)
-                                    let row = ms + i0 + ir
-                                    micro(kc: kc, a: UnsafePointer(aPack + (i0 + ir) / MR * MR * kc), b: bp,
+                            let p0 = cb * chunkPanels, p1 = min(nPanels, p0 + chunkPanels)
+                            var ir = 0
+                            while ir < mc {
+                                let mr = min(MR, mc - ir)
+                                let row = ms + i0 + ir
+                                let ap = UnsafePointer(aPack + (i0 + ir) / MR * MR * kc)
+                                for jp in p0 ..< p1 {
+                                    let j0 = jp * NR
+                                    micro(kc: kc, a: ap, b: UnsafePointer(bPack + jp * NR * kc),
                                           c: c + row * ldc + jc + j0, ldc: ldc, alpha: alpha, beta: betaBlock,
-                                          mr: mr, nr: nr)
-                                    ir += MR
+                                          mr: mr, nr: min(NR, nc - j0))
                                 }
+                                ir += MR
                             }
                         }
                         ms += mband
