@@ -1,0 +1,184 @@
+import Foundation
+import Kernels
+
+/// What a forward pass should return besides running the blocks.
+public struct ForwardOptions: Sendable {
+    public enum Logits: Sendable { case none, lastToken, allTokens }
+    /// Logits of the last token of every sequence, of every token, or none.
+    public var logits: Logits = .lastToken
+    /// Residual-stream states to return: 0 is the embedding output, b (1...L) the output of block b.
+    public var captureBlocks: [Int] = []
+    /// Stop after this block (1...L); the final norm and logits then are not computed.
+    /// Defaults to the last block when logits are wanted, else to the deepest captured block.
+    public var stopAfterBlock: Int?
+    public var workers: Int?
+    public init(logits: Logits = .lastToken, captureBlocks: [Int] = [], stopAfterBlock: Int? = nil, workers: Int? = nil) {
+        self.logits = logits
+        self.captureBlocks = captureBlocks
+        self.stopAfterBlock = stopAfterBlock
+        self.workers = workers
+    }
+}
+
+/// Results of a batched forward pass over packed sequences (sequence s owns rows
+/// `sequenceStarts[s] ..< sequenceStarts[s + 1]`).
+public struct ForwardOutput: Sendable {
+    public var sequenceStarts: [Int]
+    /// Captured residual states by block, each (tokens, C) row-major.
+    public var hidden: [Int: [Float]] = [:]
+    /// (sequences, V) for `.lastToken`, (tokens, V) for `.allTokens`, empty for `.none`.
+    public var logits: [Float] = []
+}
+
+/// A Llama-architecture model ready for inference on the `Kernels` module.
+///
+/// Batched prompt processing packs all sequences back to back without padding (attention is
+/// per sequence), so padded tokens cost nothing. Weights are F32 (dequantized at load).
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let weights: LlamaWeights
+    /// RoPE cos/sin for positions 0..<contextLength.
+    let ropeCos: [Float], ropeSin: [Float]
+
+    public init(weights: LlamaWeights) {
+        self.weights = weights
+        config = weights.config
+        let table = RoPE.table(positions: config.contextLength, rotaryDim: config.ropeDim, base: Double(config.ropeBase))
+        ropeCos = table.cos
+        ropeSin = table.sin
+    }
+
+    /// Runs the model over `sequences` (token ids, each non-empty, each at most the context length).
+    public func forward(_ sequences: [[Int32]], options: ForwardOptions = ForwardOptions()) throws -> ForwardOutput {
+        let c = config
+        var starts = [0]
+        for (s, seq) in sequences.enumerated() {
+            guard !seq.isEmpty else { throw LlamaError.invalidInput("sequence \(s) is empty") }
+            guard seq.count <= c.contextLength else {
+                throw LlamaError.invalidInput("sequence \(s) has \(seq.count) tokens, more than the context length \(c.contextLength)")
+            }
+            if let bad = seq.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+                throw LlamaError.invalidInput("sequence \(s) token \(bad) has id \(seq[bad]) outside the vocabulary 0..<\(c.vocabSize)")
+            }
+            starts.append(starts.last! + seq.count)
+        }
+        for b in options.captureBlocks where b < 0 || b > c.layers {
+            throw LlamaError.invalidInput("cannot capture block \(b): the model has blocks 1...\(c.layers) (0 is the embedding)")
+        }
+        let stop = options.stopAfterBlock ?? (options.logits == .none ? (options.captureBlocks.max() ?? c.layers) : c.layers)
+        guard stop >= 0 && stop <= c.layers else {
+            throw LlamaError.invalidInput("stop block \(stop) outside 0...\(c.layers)")
+        }
+        var output = ForwardOutput(sequenceStarts: starts)
+        let N = starts.last!
+        if N == 0 { return output }
+        let ids = sequences.flatMap { $0 }
+        var positions = [Int32](); positions.reserveCapacity(N)
+        for seq in sequences { for t in 0 ..< seq.count { positions.append(Int32(t)) } }
+
+        let state = ForwardState(config: c, tokens: N)
+        let w = options.workers
+        ids.withUnsafeBufferPointer { idp in
+            Embedding.forward(out: state.x.baseAddress!, ids: idp.baseAddress!, table: weights.embedding,
+                              tokens: N, vocab: c.vocabSize, channels: c.hiddenSize, workers: w)
+        }
+        if options.captureBlocks.contains(0) { output.hidden[0] = Array(state.x) }
+        for l in 0 ..< stop {
+            positions.withUnsafeBufferPointer { pos in
+                block(l, state: state, positions: pos.baseAddress!, sequenceStarts: starts, workers: w)
+            }
+            if options.captureBlocks.contains(l + 1) { output.hidden[l + 1] = Array(state.x) }
+        }
+        if options.logits != .none && stop == c.layers {
+            let rows = options.logits == .lastToken ? Array(starts.dropFirst().map { $0 - 1 }) : Array(0 ..< N)
+            output.logits = logits(of: state.x, rows: rows, workers: w)
+        }
+        return output
+    }
+
+    /// Final norm and output head for the given rows of the residual stream: (rows, V).
+    func logits(of x: UnsafeMutableBufferPointer<Float>, rows: [Int], workers: Int?) -> [Float] {
+        let c = config, C = c.hiddenSize, R = rows.count
+        var gathered = [Float](repeating: 0, count: R * C), rstd = [Float](repeating: 0, count: R)
+        var out = [Float](repeating: 0, count: R * c.vocabSize)
+        gathered.withUnsafeMutableBufferPointer { g in
+            for (i, r) in rows.enumerated() { (g.baseAddress! + i * C).update(from: x.baseAddress! + r * C, count: C) }
+            rstd.withUnsafeMutableBufferPointer { rs in
+                RMSNorm.forward(out: g.baseAddress!, rstd: rs.baseAddress!, inp: g.baseAddress!, weight: weights.outputNorm,
+                                rows: R, channels: C, eps: c.rmsEps, workers: workers)
+            }
+            out.withUnsafeMutableBufferPointer { o in
+                GEMM.sgemm(transB: true, m: R, n: c.vocabSize, k: C, a: g.baseAddress!, lda: C,
+                           b: weights.output, ldb: C, c: o.baseAddress!, ldc: c.vocabSize, workers: workers)
+            }
+        }
+        return out
+    }
+
+    /// One transformer block, in place on `state.x`:
+    ///   x += Wo · attention(rope(Wq·rmsnorm(x)), rope(Wk·rmsnorm(x)), Wv·rmsnorm(x))
+    ///   x += Wdown · (silu(Wgate·rmsnorm(x)) ⊙ Wup·rmsnorm(x))
+    func block(_ l: Int, state s: ForwardState, positions: UnsafePointer<Int32>, sequenceStarts: [Int], workers w: Int?,
+               cache: CacheUse? = nil) {
+        let c = config, C = c.hiddenSize, N = s.tokens, F = c.ffnSize
+        let x = s.x.baseAddress!, xn = s.xn.baseAddress!, qkv = s.qkv.baseAddress!, att = s.att.baseAddress!
+        let ldqkv = c.qDim + 2 * c.kvDim
+        RMSNorm.forward(out: xn, rstd: s.rstd.baseAddress!, inp: x, weight: weights.attnNorm(l), rows: N, channels: C,
+                        eps: c.rmsEps, workers: w)
+        GEMM.sgemm(transB: true, m: N, n: ldqkv, k: C, a: xn, lda: C, b: weights.qkv(l), ldb: C, c: qkv, ldc: ldqkv, workers: w)
+        ropeInPlace(qkv, ld: ldqkv, rows: N, positions: positions, workers: w)
+        if let cache {
+            attendWithCache(l, cache: cache, qkv: qkv, att: att, positions: positions, sequenceStarts: sequenceStarts,
+                            lse: s.lse.baseAddress!, workers: w)
+        } else {
+            Attention.forward(out: att, ldo: c.qDim, lse: s.lse.baseAddress!, q: qkv, ldq: ldqkv,
+                              k: qkv + c.qDim, ldk: ldqkv, v: qkv + c.qDim + c.kvDim, ldv: ldqkv,
+                              sequenceStarts: sequenceStarts, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                              causal: true, workers: w)
+        }
+        // x += att · Woᵀ (beta = 1 accumulates the residual inside the GEMM).
+        GEMM.sgemm(transB: true, m: N, n: C, k: c.qDim, a: att, lda: c.qDim, b: weights.wo(l), ldb: c.qDim,
+                   beta: 1, c: x, ldc: C, workers: w)
+        RMSNorm.forward(out: xn, rstd: s.rstd.baseAddress!, inp: x, weight: weights.ffnNorm(l), rows: N, channels: C,
+                        eps: c.rmsEps, workers: w)
+        let gate = s.gate.baseAddress!, up = s.up.baseAddress!
+        GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l), ldb: C, c: gate, ldc: F, workers: w)
+        GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l) + F * C, ldb: C, c: up, ldc: F, workers: w)
+        SwiGLU.forward(out: gate, gate: gate, up: up, count: N * F, workers: w)
+        GEMM.sgemm(transB: true, m: N, n: C, k: F, a: gate, lda: F, b: weights.down(l), ldb: F, beta: 1, c: x, ldc: C, workers: w)
+    }
+
+    /// RoPE on the query and key parts of fused qkv rows (heads + kvHeads head blocks per row).
+    func ropeInPlace(_ qkv: UnsafeMutablePointer<Float>, ld: Int, rows: Int, positions: UnsafePointer<Int32>, workers: Int?) {
+        let c = config
+        ropeCos.withUnsafeBufferPointer { cs in
+            ropeSin.withUnsafeBufferPointer { sn in
+                RoPE.forward(out: qkv, inp: qkv, ld: ld, positions: positions, rows: rows, heads: c.heads + c.kvHeads,
+                             headDim: c.headDim, rotaryDim: c.ropeDim, layout: .adjacentPairs, cos: cs.baseAddress!,
+                             sin: sn.baseAddress!, tablePositions: c.contextLength, workers: workers)
+            }
+        }
+    }
+}
+
+/// Activation buffers of one forward pass over `tokens` packed rows, in one allocation.
+final class ForwardState {
+    let tokens: Int
+    let x, xn, rstd, qkv, att, lse, gate, up: UnsafeMutableBufferPointer<Float>
+    private let arena: UnsafeMutableBufferPointer<Float>
+
+    init(config c: LlamaConfig, tokens N: Int) {
+        tokens = N
+        let sizes = [N * c.hiddenSize, N * c.hiddenSize, N, N * (c.qDim + 2 * c.kvDim), N * c.qDim, N * c.heads,
+                     N * c.ffnSize, N * c.ffnSize]
+        var offsets: [Int] = [], total = 0
+        for s in sizes { offsets.append(total); total += (s + 15) / 16 * 16 }
+        arena = .allocate(capacity: max(total, 1))
+        arena.initialize(repeating: 0)
+        let base = arena.baseAddress!
+        func view(_ i: Int) -> UnsafeMutableBufferPointer<Float> { .init(start: base + offsets[i], count: sizes[i]) }
+        x = view(0); xn = view(1); rstd = view(2); qkv = view(3); att = view(4); lse = view(5); gate = view(6); up = view(7)
+    }
+
+    deinit { arena.deallocate() }
+}
