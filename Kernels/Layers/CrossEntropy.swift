@@ -48,6 +48,21 @@ public enum CrossEntropy {
                                        targets: UnsafePointer<Int32>, tokenWeights: UnsafePointer<Float>? = nil,
                                        tokens: Int, vocab: Int, channels: Int,
                                        ignoreIndex: Int32 = defaultIgnoreIndex, workers: Int? = nil) {
+        forwardBackward(losses: losses, dhidden: dhidden, dweight: dweight, hidden: hidden, weight: weight,
+                        targets: targets, tokenWeights: tokenWeights, tokens: tokens, vocab: vocab,
+                        channels: channels, ignoreIndex: ignoreIndex, vocabChunk: vocabChunk,
+                        tokenBlock: tokenBlock, workers: workers)
+    }
+
+    /// `forwardBackward` with explicit chunk sizes (tests use tiny ones to cross every boundary).
+    package static func forwardBackward(losses: UnsafeMutablePointer<Float>,
+                                        dhidden: UnsafeMutablePointer<Float>?,
+                                        dweight: UnsafeMutablePointer<Float>?,
+                                        hidden: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                        targets: UnsafePointer<Int32>, tokenWeights: UnsafePointer<Float>?,
+                                        tokens: Int, vocab: Int, channels: Int, ignoreIndex: Int32,
+                                        vocabChunk: Int, tokenBlock: Int, workers: Int?) {
+        precondition(vocabChunk >= 1 && tokenBlock >= 1, "CrossEntropy: chunk sizes must be positive")
         precondition(tokens >= 0 && vocab >= 1 && channels >= 1,
                      "CrossEntropy: bad shape tokens=\(tokens) vocab=\(vocab) channels=\(channels)")
         let N = tokens, V = vocab, C = channels
