@@ -53,16 +53,22 @@ let package = Package(
     name: "SafeTune",
     products: [
         .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "Llama", targets: ["Llama"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
     targets: [
         // MARK: - Kernels
         .target(name: "Kernels", path: "Kernels", swiftSettings: tuning),
 
+        // MARK: - Engine
+        .target(name: "Llama", dependencies: ["Kernels"], path: "Sources/Llama", swiftSettings: tuning),
+
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: tuning),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Kernels", "TestSupport"],
+                    path: "Tests/LlamaTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],

@@ -36,7 +36,8 @@ public enum RoPE {
 
     /// out[t, h, :] = R(positions[t]) · inp[t, h, :] for every token t and head h.
     ///
-    /// Shapes: `inp`, `out` are (rows, heads, headDim) contiguous (row stride heads·headDim);
+    /// Shapes: `inp`, `out` are (rows, heads, headDim), rows `ld` floats apart (default heads·headDim,
+    /// larger for the query and key heads of a fused qkv row);
     /// `positions` is (rows) Int32, each in 0..<tablePositions, so ragged and packed batches
     /// simply pass each token's own position; `cos`, `sin` are (tablePositions, rotaryDim/2)
     /// from `table`. `rotaryDim` is even and <= headDim.
@@ -44,11 +45,11 @@ public enum RoPE {
     /// over rows; bitwise identical for any `workers`. Nothing is saved for backward (it needs
     /// only the positions).
     /// Cost: 6 FLOPs per rotated pair; reads and writes rows·heads·headDim floats.
-    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, ld: Int? = nil,
                                positions: UnsafePointer<Int32>, rows: Int, heads: Int, headDim: Int,
                                rotaryDim: Int, layout: Layout, cos: UnsafePointer<Float>,
                                sin: UnsafePointer<Float>, tablePositions: Int, workers: Int? = nil) {
-        apply(out: out, inp: inp, positions: positions, rows: rows, heads: heads, headDim: headDim,
+        apply(out: out, inp: inp, ld: ld, positions: positions, rows: rows, heads: heads, headDim: headDim,
               rotaryDim: rotaryDim, layout: layout, cos: cos, sin: sin, tablePositions: tablePositions,
               sign: 1, accumulate: false, workers: workers, name: "RoPE.forward")
     }
@@ -57,16 +58,16 @@ public enum RoPE {
     ///
     /// Shapes as `forward`. Contract: ACCUMULATES into `dinp` (pass-through dims too);
     /// `dinp` must not alias `dout`. Parallel over rows; bitwise identical for any `workers`.
-    public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, ld: Int? = nil,
                                 positions: UnsafePointer<Int32>, rows: Int, heads: Int, headDim: Int,
                                 rotaryDim: Int, layout: Layout, cos: UnsafePointer<Float>,
                                 sin: UnsafePointer<Float>, tablePositions: Int, workers: Int? = nil) {
-        apply(out: dinp, inp: dout, positions: positions, rows: rows, heads: heads, headDim: headDim,
+        apply(out: dinp, inp: dout, ld: ld, positions: positions, rows: rows, heads: heads, headDim: headDim,
               rotaryDim: rotaryDim, layout: layout, cos: cos, sin: sin, tablePositions: tablePositions,
               sign: -1, accumulate: true, workers: workers, name: "RoPE.backward")
     }
 
-    private static func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+    private static func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, ld: Int?,
                               positions: UnsafePointer<Int32>, rows: Int, heads: Int, headDim: Int,
                               rotaryDim: Int, layout: Layout, cos: UnsafePointer<Float>,
                               sin: UnsafePointer<Float>, tablePositions: Int, sign: Float,
@@ -78,7 +79,8 @@ public enum RoPE {
             precondition(positions[t] >= 0 && Int(positions[t]) < tablePositions,
                          "\(name): position \(positions[t]) of row \(t) outside the table (0..<\(tablePositions))")
         }
-        let D = headDim, half = rotaryDim / 2, rowStride = heads * headDim
+        let D = headDim, half = rotaryDim / 2, rowStride = ld ?? heads * headDim
+        precondition(rowStride >= heads * headDim, "\(name): row stride \(rowStride) < heads·headDim")
         Parallel.run(workers: workers, maxUseful: max(1, rows * rowStride / 4096)) { ith, nth in
             for t in Parallel.range(ith, of: nth, count: rows) {
                 let cr = cos + Int(positions[t]) * half, sr = sin + Int(positions[t]) * half

@@ -3,14 +3,6 @@
 /// libm's `exp2f` is one call per lane; these stay in registers. Accuracy (checked by
 /// `FastExpTests`): relative error at most 4e-7 (a few ulp) for x in [-126, 127].
 
-/// The integer vector with as many lanes as `VFloat` (bit manipulation of floats).
-#if KERNELS_AVX512
-public typealias VInt32 = SIMD16<Int32>
-#elseif KERNELS_FMA || arch(arm64)
-public typealias VInt32 = SIMD8<Int32>
-#else
-public typealias VInt32 = SIMD4<Int32>
-#endif
 
 /// 2^x per lane: round x to n, evaluate 2^f (f = x - n in [-0.5, 0.5]) by its degree-7 Taylor
 /// polynomial, scale by 2^n through the exponent bits.

@@ -14,13 +14,6 @@ public enum FastMath {
     public static let expMaxRelativeError = 2.5e-7
 }
 
-#if KERNELS_AVX512
-public typealias VInt32 = SIMD16<Int32>
-#elseif KERNELS_FMA || arch(arm64)
-public typealias VInt32 = SIMD8<Int32>
-#else
-public typealias VInt32 = SIMD4<Int32>
-#endif
 
 /// e^x for every lane of `x` (see `FastMath` for accuracy and range).
 @inline(__always)
