@@ -6,17 +6,18 @@ hand-written; run by hand after changing the list below, and commit both files.
 """
 import sys
 
-VARIANTS = [(6, 2), (8, 2), (12, 2), (14, 2)]  # (MR, vectors per row)
+VARIANTS = [(6, 2), (12, 2)]  # (MR, vectors per row); Tiling.swift picks one per ISA
 
 def kernel(mr, nv):
     name = f"micro{mr}x{nv}v"
     L = []
     w = L.append
-    w(f"    /// C[0..<mr, 0..<nr] (+)= alpha * Apanel * Bpanel over kc steps; tile {mr} x {nv}*lanes.")
+    w(f"    /// C[0..<mr, 0..<nr] = alpha * Apanel * Bpanel (+ beta * C) over kc steps; tile {mr} x {nv}*lanes.")
+    w(f"    /// With `transC` element (i, j) is stored at c[j * ldc + i] (the transposed problem's output).")
     w(f"    @inline(__always)")
     w(f"    static func {name}(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,")
     w(f"                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,")
-    w(f"                       mr: Int, nr: Int) {{")
+    w(f"                       mr: Int, nr: Int, transC: Bool) {{")
     for i in range(mr):
         w("        " + " ".join(f"var c{i}_{j} = VFloat();" for j in range(nv)))
     w("        var pa = a, pb = b")
@@ -27,7 +28,7 @@ def kernel(mr, nv):
         w(f"            do {{ let ai = VFloat(repeating: pa[{i}]);" + "".join(f" fmadd(&c{i}_{j}, ai, b{j});" for j in range(nv)) + " }")
     w(f"            pa += {mr}; pb += {nv} * vLanes")
     w("        }")
-    w(f"        if mr == {mr} && nr == {nv} * vLanes {{")
+    w(f"        if !transC && mr == {mr} && nr == {nv} * vLanes {{")
     w("            let va = VFloat(repeating: alpha), vb = VFloat(repeating: beta)")
     w("            if beta == 0 {")
     for i in range(mr):
@@ -39,12 +40,12 @@ def kernel(mr, nv):
     w("            }")
     w("            return")
     w("        }")
-    w(f"        // Edge tile: spill the accumulators, then write only the valid mr x nr corner.")
+    w(f"        // Edge or transposed tile: spill the accumulators, then write only the valid mr x nr corner.")
     w(f"        withUnsafeTemporaryAllocation(of: Float.self, capacity: {mr * nv} * vLanes) {{ tmp in")
     w("            let t = tmp.baseAddress!")
     for i in range(mr):
         w("            " + " ".join(f"vstore(c{i}_{j}, t, ({i} * {nv} + {j}) * vLanes);" for j in range(nv)))
-    w(f"            storeEdge(t, ldt: {nv} * vLanes, c: c, ldc: ldc, mr: mr, nr: nr, alpha: alpha, beta: beta)")
+    w(f"            storeEdge(t, ldt: {nv} * vLanes, c: c, ldc: ldc, mr: mr, nr: nr, alpha: alpha, beta: beta, transC: transC)")
     w("        }")
     w("    }")
     return "\n".join(L)

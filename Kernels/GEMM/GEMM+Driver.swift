@@ -1,12 +1,13 @@
-/// The BLIS macro-loops: B blocks (NC x KC) shared from L3, A blocks packed for a band of rows,
-/// and parallel tiles of C that each run the micro-kernel over L1-resident B micro-panels.
+/// The BLIS macro-loops: B blocks (NC x KC) shared from L3, A panels packed for a band of rows,
+/// and parallel tiles of C (MC rows x a run of B panels that fits L2) running the micro-kernel.
+/// With `transC` the product is stored transposed into C (see `sgemm`'s narrow-output path).
 extension GEMM {
     /// Rows of A packed at once per depth block; bounds the A workspace to MS x KC floats.
     static let rowBand = 8192
 
     static func packed(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, workers: Int?) {
+                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, transC: Bool, workers: Int?) {
         let MR = Tiling.MR, NR = Tiling.NR, KC = Tiling.KC, MC = Tiling.MC, NC = Tiling.NC
         let nth = Parallel.resolve(workers)
         let ncMax = min(n, NC), kcMax = min(k, KC), msMax = min(m, rowBand)
@@ -55,9 +56,10 @@ extension GEMM {
                                 let ap = UnsafePointer(aPack + (i0 + ir) / MR * MR * kc)
                                 for jp in p0 ..< p1 {
                                     let j0 = jp * NR
+                                    let col = jc + j0
                                     micro(kc: kc, a: ap, b: UnsafePointer(bPack + jp * NR * kc),
-                                          c: c + row * ldc + jc + j0, ldc: ldc, alpha: alpha, beta: betaBlock,
-                                          mr: mr, nr: min(NR, nc - j0))
+                                          c: transC ? c + col * ldc + row : c + row * ldc + col, ldc: ldc,
+                                          alpha: alpha, beta: betaBlock, mr: mr, nr: min(NR, nc - j0), transC: transC)
                                 }
                                 ir += MR
                             }

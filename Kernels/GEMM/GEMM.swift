@@ -33,8 +33,17 @@ public enum GEMM {
                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, workers: workers)
             return
         }
-        packed(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, workers: workers)
+        // A narrow C wastes most of each NR-wide micro-tile; computing Cᵀ = op(B)ᵀ·op(A)ᵀ puts the
+        // narrow side on the MR rows instead (LoRA ranks, randomized-SVD sketches).
+        let NR = Tiling.NR, MR = Tiling.MR
+        let wasteN = Double((n + NR - 1) / NR * NR) / Double(n), wasteM = Double((n + MR - 1) / MR * MR) / Double(n)
+        if m >= NR && wasteN > 1.25 * wasteM {
+            packed(transA: !transB, transB: !transA, m: n, n: m, k: k, alpha: alpha, a: b, lda: ldb,
+                   b: a, ldb: lda, beta: beta, c: c, ldc: ldc, transC: true, workers: workers)
+        } else {
+            packed(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, transC: false, workers: workers)
+        }
     }
 
     /// Array convenience for callers outside hot paths (tests, tools).
@@ -71,10 +80,22 @@ public enum GEMM {
         }
     }
 
-    /// Writes the valid corner of a spilled micro-tile: c = alpha * t (+ beta * c).
+    /// Writes the valid corner of a spilled micro-tile: c = alpha * t (+ beta * c), transposed
+    /// (element (i, j) at c[j * ldc + i]) when `transC`.
     @inline(__always)
     static func storeEdge(_ t: UnsafePointer<Float>, ldt: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-                          mr: Int, nr: Int, alpha: Float, beta: Float) {
+                          mr: Int, nr: Int, alpha: Float, beta: Float, transC: Bool) {
+        if transC {
+            for j in 0 ..< nr {
+                let dst = c + j * ldc
+                if beta == 0 {
+                    for i in 0 ..< mr { dst[i] = alpha * t[i * ldt + j] }
+                } else {
+                    for i in 0 ..< mr { dst[i] = beta * dst[i] + alpha * t[i * ldt + j] }
+                }
+            }
+            return
+        }
         for i in 0 ..< mr {
             let src = t + i * ldt, dst = c + i * ldc
             if beta == 0 {
@@ -89,11 +110,11 @@ public enum GEMM {
     @inline(__always)
     static func micro(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                       c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,
-                      mr: Int, nr: Int) {
+                      mr: Int, nr: Int, transC: Bool) {
         #if KERNELS_AVX512
-        micro12x2v(kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, mr: mr, nr: nr)
+        micro12x2v(kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, mr: mr, nr: nr, transC: transC)
         #else
-        micro6x2v(kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, mr: mr, nr: nr)
+        micro6x2v(kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta, mr: mr, nr: nr, transC: transC)
         #endif
     }
 }

@@ -5,7 +5,7 @@ import XCTest
 final class GEMMTests: XCTestCase {
     /// Runs sgemm on random operands with padded leading dimensions and checks every element
     /// against the Double reference within 2·k·eps·(|A||B|)ij (plus the beta·C rounding).
-    private func check(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
+    func check(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
                        pad: Int = 3, workers: Int? = nil, seed: UInt64 = 1, file: StaticString = #filePath, line: UInt = #line) {
         var rng = SeededRNG(seed: seed &+ UInt64(m * 1_000_003 + n * 1009 + k))
         let lda = (transA ? m : k) + pad, ldb = (transB ? k : n) + pad, ldc = n + pad
@@ -135,5 +135,19 @@ final class GEMMTests: XCTestCase {
         var c = [Float](repeating: .nan, count: 4)
         GEMM.sgemm(m: 2, n: 2, k: 2, a: [1, 2, 3, 4], lda: 2, b: [5, 6, 7, 8], ldb: 2, c: &c, ldc: 2)
         XCTAssertEqual(c, [19, 22, 43, 50])
+    }
+}
+
+extension GEMMTests {
+    func testNarrowOutputsTakeTheTransposedPathCorrectly() {
+        // n well below NR with m >= NR: computed as Cᵀ = op(B)ᵀ·op(A)ᵀ and stored transposed.
+        for transA in [false, true] {
+            for transB in [false, true] {
+                for n in [2, 5, 8, 20] {
+                    check(transA: transA, transB: transB, m: Tiling.NR + 7, n: n, k: 29, alpha: -0.5, beta: 1)
+                    check(transA: transA, transB: transB, m: 3 * Tiling.NR, n: n, k: 13, alpha: 1, beta: 0, workers: 2)
+                }
+            }
+        }
     }
 }
