@@ -108,8 +108,12 @@ public final class LlamaModel: @unchecked Sendable {
                                 rows: R, channels: C, eps: c.rmsEps, workers: workers)
             }
             out.withUnsafeMutableBufferPointer { o in
-                GEMM.sgemm(transB: true, m: R, n: c.vocabSize, k: C, a: g.baseAddress!, lda: C,
-                           b: weights.output, ldb: C, c: o.baseAddress!, ldc: c.vocabSize, workers: workers)
+                if R <= Self.quantizedDecodeRows, let q = weights.quantized, q.complete, let head = q.output {
+                    for r in 0 ..< R { gemv(head, g.baseAddress! + r * C, o.baseAddress! + r * c.vocabSize, workers) }
+                } else {
+                    GEMM.sgemm(transB: true, m: R, n: c.vocabSize, k: C, a: g.baseAddress!, lda: C,
+                               b: weights.output, ldb: C, c: o.baseAddress!, ldc: c.vocabSize, workers: workers)
+                }
             }
         }
         return out
@@ -123,9 +127,18 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config, C = c.hiddenSize, N = s.tokens, F = c.ffnSize
         let x = s.x.baseAddress!, xn = s.xn.baseAddress!, qkv = s.qkv.baseAddress!, att = s.att.baseAddress!
         let ldqkv = c.qDim + 2 * c.kvDim
+        let quant = s.tokens <= Self.quantizedDecodeRows ? weights.quantized.flatMap { $0.complete ? $0.blocks[l] : nil } : nil
         RMSNorm.forward(out: xn, rstd: s.rstd.baseAddress!, inp: x, weight: weights.attnNorm(l), rows: N, channels: C,
                         eps: c.rmsEps, workers: w)
-        GEMM.sgemm(transB: true, m: N, n: ldqkv, k: C, a: xn, lda: C, b: weights.qkv(l), ldb: C, c: qkv, ldc: ldqkv, workers: w)
+        if let quant {
+            for r in 0 ..< N {
+                gemv(quant[0]!, xn + r * C, qkv + r * ldqkv, w)
+                gemv(quant[1]!, xn + r * C, qkv + r * ldqkv + c.qDim, w)
+                gemv(quant[2]!, xn + r * C, qkv + r * ldqkv + c.qDim + c.kvDim, w)
+            }
+        } else {
+            GEMM.sgemm(transB: true, m: N, n: ldqkv, k: C, a: xn, lda: C, b: weights.qkv(l), ldb: C, c: qkv, ldc: ldqkv, workers: w)
+        }
         ropeInPlace(qkv, ld: ldqkv, rows: N, positions: positions, workers: w)
         if let cache {
             attendWithCache(l, cache: cache, qkv: qkv, att: att, positions: positions, sequenceStarts: sequenceStarts,
@@ -136,16 +149,43 @@ public final class LlamaModel: @unchecked Sendable {
                               sequenceStarts: sequenceStarts, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
                               causal: true, workers: w)
         }
+        let gate = s.gate.baseAddress!, up = s.up.baseAddress!
         // x += att · Woᵀ (beta = 1 accumulates the residual inside the GEMM).
-        GEMM.sgemm(transB: true, m: N, n: C, k: c.qDim, a: att, lda: c.qDim, b: weights.wo(l), ldb: c.qDim,
-                   beta: 1, c: x, ldc: C, workers: w)
+        if let quant {
+            // xn is free until the next norm: it holds the projection before the residual add.
+            for r in 0 ..< N { gemv(quant[3]!, att + r * c.qDim, xn + r * C, w) }
+            Residual.add(out: x, x, xn, count: N * C, workers: w)
+        } else {
+            GEMM.sgemm(transB: true, m: N, n: C, k: c.qDim, a: att, lda: c.qDim, b: weights.wo(l), ldb: c.qDim,
+                       beta: 1, c: x, ldc: C, workers: w)
+        }
         RMSNorm.forward(out: xn, rstd: s.rstd.baseAddress!, inp: x, weight: weights.ffnNorm(l), rows: N, channels: C,
                         eps: c.rmsEps, workers: w)
-        let gate = s.gate.baseAddress!, up = s.up.baseAddress!
-        GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l), ldb: C, c: gate, ldc: F, workers: w)
-        GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l) + F * C, ldb: C, c: up, ldc: F, workers: w)
+        if let quant {
+            for r in 0 ..< N {
+                gemv(quant[4]!, xn + r * C, gate + r * F, w)
+                gemv(quant[5]!, xn + r * C, up + r * F, w)
+            }
+        } else {
+            GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l), ldb: C, c: gate, ldc: F, workers: w)
+            GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l) + F * C, ldb: C, c: up, ldc: F, workers: w)
+        }
         SwiGLU.forward(out: gate, gate: gate, up: up, count: N * F, workers: w)
-        GEMM.sgemm(transB: true, m: N, n: C, k: F, a: gate, lda: F, b: weights.down(l), ldb: F, beta: 1, c: x, ldc: C, workers: w)
+        if let quant {
+            for r in 0 ..< N { gemv(quant[6]!, gate + r * F, xn + r * C, w) }
+            Residual.add(out: x, x, xn, count: N * C, workers: w)
+        } else {
+            GEMM.sgemm(transB: true, m: N, n: C, k: F, a: gate, lda: F, b: weights.down(l), ldb: F, beta: 1, c: x, ldc: C, workers: w)
+        }
+    }
+
+    /// Rows up to which a forward pass reads the quantized matrices (when the model has them):
+    /// single-token decode is memory-bound, so fewer bytes beat F32 GEMM there.
+    static let quantizedDecodeRows = 1
+
+    @inline(__always)
+    func gemv(_ m: QuantizedWeights.Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: Int?) {
+        QuantizedGEMV.gemv(m.type, w: m.data, x: x, y: y, rows: m.rows, columns: m.columns, workers: w)
     }
 
     /// RoPE on the query and key parts of fused qkv rows (heads + kvHeads head blocks per row).

@@ -17,6 +17,8 @@ public final class LlamaWeights: @unchecked Sendable {
         public var total = 0
     }
     public let layout: Layout
+    /// Quantized copies of the matrices for single-token decode (GGUF files), when kept at load.
+    public var quantized: QuantizedWeights?
 
     public init(config: LlamaConfig) throws {
         try config.validate()
