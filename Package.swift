@@ -53,16 +53,28 @@ let package = Package(
     name: "SafeTune",
     products: [
         .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "Tokenization", targets: ["Tokenization"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
     targets: [
         // MARK: - Kernels
         .target(name: "Kernels", path: "Kernels", swiftSettings: tuning),
 
+        // MARK: - Engine
+        // File parsing only (GGUF, safetensors, config.json); Foundation only.
+        .target(name: "ModelFormats", path: "Sources/ModelFormats", swiftSettings: tuning),
+        // Tokenizers (byte-level BPE, SentencePiece-style) and chat templates; Foundation only.
+        .target(name: "Tokenization", path: "Sources/Tokenization", swiftSettings: tuning),
+
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: tuning),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"],
+                    path: "Tests/ModelFormatsTests", swiftSettings: tuning),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"],
+                    path: "Tests/TokenizationTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
