@@ -3,37 +3,39 @@ import Foundation
 /// Pair table for the merge loop: (left id, right id) -> (rank, merged id). Lower rank merges first; among
 /// equal ranks the leftmost pair merges first (the rule of llama.cpp, Hugging Face tokenizers and SentencePiece).
 /// Byte-level BPE ranks are merge-list positions; SentencePiece ranks are scores sorted descending.
-struct MergeTable {
+package struct MergeTable {
     private var table: [UInt64: UInt64] = [:]
+
+    package init() {}
 
     @inline(__always) private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
     }
 
     /// Adds a merge unless the pair already has one (the first, lowest-ranked, entry wins).
-    mutating func add(_ a: Int32, _ b: Int32, rank: UInt32, merged: Int32) {
+    package mutating func add(_ a: Int32, _ b: Int32, rank: UInt32, merged: Int32) {
         let k = Self.key(a, b)
         if table[k] == nil { table[k] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged)) }
     }
 
-    var count: Int { table.count }
+    package var count: Int { table.count }
 
     /// (rank, merged) or nil. Negative ids (unknown symbols) never merge.
-    @inline(__always) func lookup(_ a: Int32, _ b: Int32) -> (rank: UInt32, merged: Int32)? {
+    @inline(__always) package func lookup(_ a: Int32, _ b: Int32) -> (rank: UInt32, merged: Int32)? {
         guard a >= 0, b >= 0, let v = table[Self.key(a, b)] else { return nil }
         return (UInt32(truncatingIfNeeded: v >> 32), Int32(bitPattern: UInt32(truncatingIfNeeded: v)))
     }
 
     /// Merges `syms` in place until no adjacent pair has a merge. Short words use an incremental scan
     /// (O(n²) compares, O(n) lookups); long ones a binary heap with lazy deletion (O(n log n)).
-    func merge(_ syms: inout [Int32]) {
+    package func merge(_ syms: inout [Int32]) {
         if syms.count < 2 { return }
         if syms.count <= 48 { mergeScan(&syms) } else { mergeHeap(&syms) }
     }
 
     /// Incremental scan: keeps the rank of every adjacent pair, merges the minimum (leftmost on ties),
     /// then refreshes the two neighbouring pairs.
-    func mergeScan(_ syms: inout [Int32]) {
+    package func mergeScan(_ syms: inout [Int32]) {
         let none = UInt64.max
         var ranks = [UInt64](repeating: none, count: syms.count - 1)
         var merged = [Int32](repeating: -1, count: syms.count - 1)
@@ -59,7 +61,7 @@ struct MergeTable {
     }
 
     /// Heap merge over a doubly linked list; stale heap entries are skipped when popped.
-    func mergeHeap(_ syms: inout [Int32]) {
+    package func mergeHeap(_ syms: inout [Int32]) {
         let n = syms.count
         var ids = syms
         var prev = (0 ..< n).map { $0 - 1 }
@@ -119,7 +121,7 @@ struct MergeTable {
     }
 
     /// Test oracle: recompute every pair each round, merge the first minimum. O(n²) lookups.
-    func mergeReference(_ syms: inout [Int32]) {
+    package func mergeReference(_ syms: inout [Int32]) {
         while syms.count >= 2 {
             var best = -1
             var bestRank = UInt32.max

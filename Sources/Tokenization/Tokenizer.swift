@@ -18,7 +18,7 @@ public final class Tokenizer: @unchecked Sendable {
     public var addBOS: Bool { vocabulary.addBOS }
     public var addEOS: Bool { vocabulary.addEOS }
 
-    let merges: MergeTable
+    package let merges: MergeTable
     private let tokenToID: [String: Int32]
     /// Token id for each byte (byte-level char for BPE, `<0xXX>` for SentencePiece); -1 when absent.
     private let byteToken: [Int32]
