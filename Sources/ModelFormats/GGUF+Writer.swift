@@ -47,6 +47,35 @@ public struct GGUFWriter {
         try addTensor(name, type: .f32, dims: dims, bytes: bytes)
     }
 
+    /// Adds floats stored as F32, F16 or Q8_0 (other types: pass raw bytes). Q8_0 follows ggml's reference
+    /// quantizer: per block of 32, d = max|x| / 127, q = round(x / d), d stored as F16.
+    public mutating func addTensor(_ name: String, dims: [Int], floats: [Float], as type: GGMLType) throws {
+        guard dims.reduce(1, *) == floats.count else {
+            throw FormatError(.invalidValue, name, "\(floats.count) floats for dims \(dims)")
+        }
+        var bytes: [UInt8] = []
+        switch type {
+        case .f32: bytes = floats.withUnsafeBytes { Array($0) }
+        case .f16:
+            bytes.reserveCapacity(2 * floats.count)
+            for f in floats { withUnsafeBytes(of: Float16(f).bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        case .q8_0:
+            guard floats.count % 32 == 0 else { throw FormatError(.invalidValue, name, "Q8_0 needs a multiple of 32 values") }
+            bytes.reserveCapacity(floats.count / 32 * 34)
+            for b in stride(from: 0, to: floats.count, by: 32) {
+                var amax: Float = 0
+                for i in b ..< b + 32 { amax = max(amax, abs(floats[i])) }
+                let d = amax / 127
+                let id: Float = d != 0 ? 1 / d : 0
+                withUnsafeBytes(of: Float16(d).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                for i in b ..< b + 32 { bytes.append(UInt8(bitPattern: Int8((floats[i] * id).rounded(.toNearestOrAwayFromZero)))) }
+            }
+        default:
+            throw FormatError(.invalidValue, name, "no float encoder for \(type.name); pass raw bytes")
+        }
+        try addTensor(name, type: type, dims: dims, bytes: bytes)
+    }
+
     /// The complete file contents.
     public func serialize() throws -> Data {
         guard alignment > 0, alignment & (alignment - 1) == 0 else {

@@ -52,6 +52,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let headerData = Data(UnsafeRawBufferPointer(rebasing: buf[8 ..< 8 + n]))
         dataOffset = 8 + n
         let dataSize = buf.count - dataOffset
+        if let dup = SafeTensorsFile.duplicateTopLevelKey(UnsafeRawBufferPointer(rebasing: buf[8 ..< 8 + n])) {
+            throw FormatError(.duplicate, dup, offset: 8, "tensor name occurs twice in the header")
+        }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: headerData) } catch {
             throw FormatError(.invalidValue, "header", offset: 8, "header is not valid JSON: \(error.localizedDescription)")
@@ -111,6 +114,40 @@ public final class SafeTensorsFile: @unchecked Sendable {
         tensors = sorted
         metadata = meta
         index = Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1.name, $0) })
+    }
+
+    /// The first key that occurs twice at the top level of a JSON object (JSON parsers keep one silently).
+    /// A lightweight scan: strings (with escapes) are skipped, depth is tracked; malformed JSON returns nil
+    /// and is rejected by the parser afterwards.
+    static func duplicateTopLevelKey(_ b: UnsafeRawBufferPointer) -> String? {
+        var seen = Set<[UInt8]>()
+        var depth = 0, i = 0
+        var expectKey = false
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "\"") {
+                var j = i + 1
+                while j < b.count && b[j] != UInt8(ascii: "\"") { j += b[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                guard j < b.count else { return nil }
+                if depth == 1 && expectKey {
+                    let key = Array(b[(i + 1) ..< j])
+                    if !seen.insert(key).inserted { return String(decoding: key, as: UTF8.self) }
+                    expectKey = false
+                }
+                i = j + 1
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth == 1 && c == UInt8(ascii: "{") { expectKey = true }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: ","): if depth == 1 { expectKey = true }
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     private static func exactInt(_ v: Any) -> Int? {

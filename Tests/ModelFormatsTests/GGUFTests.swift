@@ -101,6 +101,39 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// F16 and Q8_0 encoders: decode with the block layout (d: F16, then 32 int8) and bound the error.
+    func testFloatEncoders() throws {
+        var rng = SeededRNG(seed: 21)
+        var x = normalFloats(96, &rng, scale: 3)
+        x[40] = 0; for i in 64 ..< 96 { x[i] = 0 }   // an all-zero block must give d = 0, q = 0
+        var w = GGUFWriter()
+        try w.addTensor("q", dims: [32, 3], floats: x, as: .q8_0)
+        try w.addTensor("h", dims: [96], floats: x, as: .f16)
+        XCTAssertThrowsError(try w.addTensor("bad", dims: [33], floats: [Float](repeating: 1, count: 33), as: .q8_0))
+        XCTAssertThrowsError(try w.addTensor("bad2", dims: [32], floats: [Float](repeating: 1, count: 32), as: .q4_1))
+        let f = try GGUFFile(data: w.serialize())
+        let q = try f.tensor("q")
+        XCTAssertEqual(q.bytes.count, 3 * 34)
+        for blk in 0 ..< 3 {
+            let base = blk * 34
+            let d16 = Float(Float16(bitPattern: UInt16(q.bytes[base]) | UInt16(q.bytes[base + 1]) << 8))
+            let amax = x[(blk * 32) ..< (blk * 32 + 32)].map(abs).max()!
+            let d = amax / 127
+            for i in 0 ..< 32 {
+                let qi = Float(Int8(bitPattern: q.bytes[base + 2 + i]))
+                let bound = Double(0.5 * d + 127 * abs(d16 - d)) * (1 + 1e-6)
+                XCTAssertLessThanOrEqual(Double(abs(d16 * qi - x[blk * 32 + i])), bound, "block \(blk) element \(i)")
+            }
+            if amax == 0 { XCTAssertEqual(d16, 0) }
+        }
+        let h = try f.tensor("h")
+        for i in 0 ..< 96 {
+            let v = Float(Float16(bitPattern: UInt16(h.bytes[2 * i]) | UInt16(h.bytes[2 * i + 1]) << 8))
+            XCTAssertEqual(v, Float(Float16(x[i])))
+            XCTAssertLessThanOrEqual(abs(v - x[i]), abs(x[i]) * 0x1p-11 + 0x1p-25)
+        }
+    }
+
     func testTypeTable() {
         XCTAssertEqual(GGMLType.from(id: 3)?.bytesPerBlock, 20)
         XCTAssertEqual(GGMLType.from(id: 8)?.rowBytes(elements: 576), 18 * 34)

@@ -84,6 +84,10 @@ final class SafeTensorsTests: XCTestCase {
         expect(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#),
                .outOfBounds, "b")
         expect(file(#"{"__metadata__":{"k":1}}"#), .invalidValue, "__metadata__.k")
+        expect(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#),
+               .duplicate, "a")
+        XCTAssertNoThrow(try SafeTensorsFile(data: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16],"x":{"a":"\"a\""}}}"#)),
+                         "same key at a deeper level or inside a string is not a duplicate")
         // Every truncation of a valid file fails cleanly.
         let (w, _) = try sample()
         let good = try w.serialize()
