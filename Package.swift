@@ -53,6 +53,8 @@ let package = Package(
     name: "SafeTune",
     products: [
         .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Llama", targets: ["Llama"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
@@ -61,13 +63,23 @@ let package = Package(
         .target(name: "Kernels", path: "Kernels", swiftSettings: tuning),
 
         // MARK: - Engine
-        .target(name: "Llama", dependencies: ["Kernels"], path: "Sources/Llama", swiftSettings: tuning),
+        // File parsing only (GGUF, safetensors, config.json); Foundation only.
+        .target(name: "ModelFormats", path: "Sources/ModelFormats", swiftSettings: tuning),
+        // Tokenizers (byte-level BPE, SentencePiece-style) and chat templates; Foundation only.
+        .target(name: "Tokenization", path: "Sources/Tokenization", swiftSettings: tuning),
+        // The Llama engine: loading, forward, generation, training.
+        .target(name: "Llama", dependencies: ["Kernels", "ModelFormats", "Tokenization"], path: "Sources/Llama",
+                swiftSettings: tuning),
 
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: tuning),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Kernels", "TestSupport"],
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"],
+                    path: "Tests/ModelFormatsTests", swiftSettings: tuning),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"],
+                    path: "Tests/TokenizationTests", swiftSettings: tuning),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "Kernels", "ModelFormats", "Tokenization", "TestSupport"],
                     path: "Tests/LlamaTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
