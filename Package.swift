@@ -56,6 +56,7 @@ let package = Package(
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .executable(name: "generate", targets: ["generate"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
     targets: [
@@ -70,6 +71,12 @@ let package = Package(
         // The Llama engine: loading, forward, generation, training.
         .target(name: "Llama", dependencies: ["Kernels", "ModelFormats", "Tokenization"], path: "Sources/Llama",
                 swiftSettings: tuning),
+
+        // MARK: - Runners
+        // Argument parsing, atomic outputs and reports shared by the executables.
+        .target(name: "RunSupport", path: "Sources/RunSupport", swiftSettings: tuning),
+        .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
+                          swiftSettings: tuning),
 
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),

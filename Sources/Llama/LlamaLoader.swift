@@ -69,7 +69,7 @@ public enum LlamaLoader {
             guard let type = Kernels.GGMLType(rawValue: t.info.type.id) else {
                 throw LlamaError.unsupported("tensor '\(name)' has element type \(t.info.type.name)")
             }
-            types[type.name, default: 0] += 1
+            types[t.info.type.name, default: 0] += 1
             Dequantize.rows(type, src: t.bytes.baseAddress!, out: dst, rows: rows, columns: cols)
         }
         try load("token_embd.weight", rows: config.vocabSize, cols: C, into: weights.embedding)
@@ -102,7 +102,7 @@ public enum LlamaLoader {
 /// Memory-mapped quantized matrices of a GGUF file, for single-token decode (bandwidth-bound: a
 /// Q4_1 matrix is 5/32 the bytes of its F32 copy). Present only for supported types.
 public final class QuantizedWeights: @unchecked Sendable {
-    public struct Matrix: Sendable {
+    public struct Matrix: @unchecked Sendable {
         public var type: Kernels.GGMLType
         public var data: UnsafeRawPointer
         public var rows: Int, columns: Int

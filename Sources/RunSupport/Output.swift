@@ -1,0 +1,63 @@
+import Foundation
+
+/// Messages for people go to standard error; standard output carries results.
+public func log(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Runs a command's body: usage errors print the usage and exit 2, other errors exit 1 with
+/// their description. Library code throws; only executables exit.
+public func runCommand(_ spec: CommandSpec, _ body: (ParsedArguments) throws -> Void) -> Never {
+    do {
+        let args = try spec.parse(Array(CommandLine.arguments.dropFirst()))
+        try body(args)
+        exit(0)
+    } catch let e as UsageError {
+        log("\(spec.name): \(e.description)\n\n\(spec.usage)")
+        exit(2)
+    } catch {
+        log("\(spec.name): error: \(error)")
+        exit(1)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees a half-written file and a failure leaves any old file in place.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent()
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw OutputError("cannot write \(path): folder \(dir.path) does not exist")
+    }
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+    do {
+        try data.write(to: tmp)
+        if rename(tmp.path, url.path) != 0 {
+            throw OutputError("cannot rename \(tmp.path) to \(path): \(String(cString: strerror(errno)))")
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        throw error is OutputError ? error : OutputError("cannot write \(path): \(error.localizedDescription)")
+    }
+}
+
+/// JSON for reports: sorted keys, pretty-printed, numbers as given.
+public func jsonData(_ object: Any) throws -> Data {
+    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+}
+
+/// One line of JSON (JSONL records).
+public func jsonLine(_ object: Any) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+}
+
+public struct OutputError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
+
+/// Wall-clock seconds since `start`.
+public func seconds(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+}
