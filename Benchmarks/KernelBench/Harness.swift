@@ -24,8 +24,16 @@ struct BenchCase {
     var bandwidthBound = false
     /// Builds inputs for `threads` workers; returns (verified, timed body).
     var make: (_ threads: Int) -> (verified: Bool, run: () -> Void)
+    /// Accuracy figures a case measures while verifying (e.g. "relErr"), reported next to the
+    /// timing in the JSON record (not part of the case's identity).
+    var metrics = CaseMetrics()
 
     var label: String { "\(name)(" + params.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + ")" }
+}
+
+/// Values a case's `make` records for its JSON record (a reference, so the closure can fill it).
+final class CaseMetrics {
+    var values: [String: Double] = [:]
 }
 
 struct BenchResult {
@@ -46,6 +54,7 @@ struct BenchResult {
                                 "gbps": round2(gbps), "verified": verified, "cpuNsPerCall": Int(cpuPerCall * 1e9),
                                 "bound": bench.bandwidthBound ? "bandwidth" : "compute"]
         for (k, v) in bench.params { o[k] = v.json }
+        for (k, v) in bench.metrics.values { o[k] = v }
         return o
     }
 }

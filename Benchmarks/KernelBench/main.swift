@@ -72,7 +72,8 @@ for bench in cases {
         results.append(r)
         allVerified = allVerified && verified
         print(String(format: "%-58@ %7d %10.3f %9.1f %9.2f %8@", bench.label as NSString, threads, r.median * 1e3,
-                     r.gflops, r.gbps, (verified ? "yes" : "FAILED") as NSString))
+                     r.gflops, r.gbps, (verified ? "yes" : "FAILED") as NSString)
+              + bench.metrics.values.sorted { $0.key < $1.key }.map { "  \($0.key)=" + String(format: "%.3g", $0.value) }.joined())
     }
 }
 

@@ -3,8 +3,8 @@ import Foundation
 /// Orthonormalisation of a few long Float vectors (the columns of a tall-skinny n x l matrix,
 /// stored transposed as l rows of length n): the range-finder step of the randomized SVD.
 ///
-/// Default: CholeskyQR2 (Yamamoto et al. 2015): G = X Xᵀ (one GEMM), R = chol(G) in Double,
-/// Qᵀ = R⁻ᵀ Xᵀ (one GEMM), repeated once. It is orthonormal to O(eps) when
+/// Default: CholeskyQR2 (Yamamoto et al. 2015): G = X Xᵀ (SIMD dot products into Double), R = chol(G) in Double,
+/// Qᵀ = R⁻ᵀ Xᵀ (a triangular multiply), repeated once. It is orthonormal to O(eps) when
 /// kappa(X) << eps^(-1/2) (about 4000 in Float). When the first Cholesky factorisation fails or the
 /// second Gram matrix is far from identity, it switches to shifted CholeskyQR3 (Fukaya et al.
 /// 2020: chol(G + s·I) with s = 1e-6·trace(G), then two plain rounds); when a factorisation
@@ -64,15 +64,9 @@ package enum TallQR {
         return deviationFromIdentity(g, l) < 1e-3
     }
 
-    /// G = X Xᵀ in Double (computed by sgemm in Float, then symmetrised).
+    /// G = X Xᵀ in Double (Float SIMD dot products accumulated into Double, see `ThinProducts.gram`).
     static func gram(_ x: UnsafePointer<Float>, rows l: Int, length: Int, into g: inout [Double], workers: Int?) {
-        Workspace.withScratch(floats: l * l) { gf in
-            GEMM.sgemm(transB: true, m: l, n: l, k: length, a: x, lda: length, b: x, ldb: length,
-                       c: gf, ldc: l, workers: workers)
-            for i in 0 ..< l {
-                for j in 0 ..< l { g[i * l + j] = 0.5 * (Double(gf[i * l + j]) + Double(gf[j * l + i])) }
-            }
-        }
+        g = ThinProducts.gram(x, rows: l, length: length, workers: workers)
     }
 
     /// Upper-triangular R (row-major) with RᵀR = G, or nil when G is not numerically positive definite.
@@ -98,7 +92,7 @@ package enum TallQR {
         return r
     }
 
-    /// dst = R⁻ᵀ · src (l x length), i.e. Qᵀ = R⁻ᵀ Xᵀ, through one GEMM.
+    /// dst = R⁻ᵀ · src (l x length), i.e. Qᵀ = R⁻ᵀ Xᵀ.
     static func applyInverse(_ r: [Double], _ l: Int, from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>,
                              length: Int, workers: Int?) {
         // Rinv (upper) by back substitution, column by column; W = Rinvᵀ (lower), row-major.
@@ -114,8 +108,7 @@ package enum TallQR {
         var w = [Float](repeating: 0, count: l * l)
         for i in 0 ..< l { for j in 0 ... i { w[i * l + j] = Float(rinv[j * l + i]) } }
         w.withUnsafeBufferPointer { wp in
-            GEMM.sgemm(m: l, n: length, k: l, a: wp.baseAddress!, lda: l, b: src, ldb: length,
-                       c: dst, ldc: length, workers: workers)
+            ThinProducts.lowerTimes(wp.baseAddress!, l, src: src, dst: dst, length: length, workers: workers)
         }
     }
 

@@ -29,6 +29,10 @@ public enum RankingMetrics {
 
     public struct Confusion: Equatable {
         public var truePositives = 0, falsePositives = 0, trueNegatives = 0, falseNegatives = 0
+        public init(truePositives: Int = 0, falsePositives: Int = 0, trueNegatives: Int = 0, falseNegatives: Int = 0) {
+            self.truePositives = truePositives; self.falsePositives = falsePositives
+            self.trueNegatives = trueNegatives; self.falseNegatives = falseNegatives
+        }
         /// TP / (TP + FP); 0 when nothing is predicted positive.
         public var precision: Double { truePositives + falsePositives == 0 ? 0 : Double(truePositives) / Double(truePositives + falsePositives) }
         /// TP / (TP + FN); 0 when there are no positives.

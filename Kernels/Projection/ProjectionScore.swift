@@ -54,7 +54,7 @@ public enum ProjectionScore {
                             let r0 = g * 4
                             let xr = x + r0 * ldx
                             for b in stride(from: 0, to: kPad, by: 4) {
-                                dot4x4(xr, ldx, mu, vb + b * d, d, out: pp + b, ldo: kPad)
+                                RowDots.dot4x4(xr, ldx, mu, vb + b * d, d, out: pp + b, rs: kPad, cs: 1)
                             }
                             if wantNorm { norms = centredNorms4(xr, ldx, mu, d) }
                             for t in 0 ..< 4 {
@@ -66,7 +66,7 @@ public enum ProjectionScore {
                             for r in groups * 4 ..< n {
                                 let xr = x + r * ldx
                                 for b in stride(from: 0, to: kPad, by: 4) {
-                                    dot1x4(xr, mu, vb + b * d, d, out: pp + b)
+                                    RowDots.dot1x4(xr, mu, vb + b * d, d, out: pp + b, cs: 1)
                                 }
                                 let nr = wantNorm ? centredNorm1(xr, mu, d) : 0
                                 finish(row: r, pp, k, wp, nr, squared, signedMean, normalized, projections)
@@ -108,76 +108,6 @@ public enum ProjectionScore {
         signedMean?[r] = Float(sm * invK)
         normalized?[r] = norm2 > 0 ? Float(e / Double(norm2)) : 0
         if let projections { (projections + r * k).update(from: p, count: k) }
-    }
-
-    /// out[t·ldo + j] = <x_t - μ, v_j> for rows t < 4 and basis rows j < 4.
-    @inline(__always)
-    static func dot4x4(_ x: UnsafePointer<Float>, _ ldx: Int, _ mu: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ d: Int,
-                       out: UnsafeMutablePointer<Float>, ldo: Int) {
-        let x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx
-        let v0 = v, v1 = v + d, v2 = v + 2 * d, v3 = v + 3 * d
-        var a00 = VFloat(), a01 = VFloat(), a02 = VFloat(), a03 = VFloat()
-        var a10 = VFloat(), a11 = VFloat(), a12 = VFloat(), a13 = VFloat()
-        var a20 = VFloat(), a21 = VFloat(), a22 = VFloat(), a23 = VFloat()
-        var a30 = VFloat(), a31 = VFloat(), a32 = VFloat(), a33 = VFloat()
-        let dv = d / vLanes * vLanes
-        var i = 0
-        while i < dv {
-            let m = vload(mu, i)
-            let c0 = vload(x0, i) - m, c1 = vload(x1, i) - m, c2 = vload(x2, i) - m, c3 = vload(x3, i) - m
-            let b0 = vload(v0, i)
-            fmadd(&a00, c0, b0); fmadd(&a10, c1, b0); fmadd(&a20, c2, b0); fmadd(&a30, c3, b0)
-            let b1 = vload(v1, i)
-            fmadd(&a01, c0, b1); fmadd(&a11, c1, b1); fmadd(&a21, c2, b1); fmadd(&a31, c3, b1)
-            let b2 = vload(v2, i)
-            fmadd(&a02, c0, b2); fmadd(&a12, c1, b2); fmadd(&a22, c2, b2); fmadd(&a32, c3, b2)
-            let b3 = vload(v3, i)
-            fmadd(&a03, c0, b3); fmadd(&a13, c1, b3); fmadd(&a23, c2, b3); fmadd(&a33, c3, b3)
-            i += vLanes
-        }
-        store4(x0, mu, v, d, dv, a00, a01, a02, a03, out)
-        store4(x1, mu, v, d, dv, a10, a11, a12, a13, out + ldo)
-        store4(x2, mu, v, d, dv, a20, a21, a22, a23, out + 2 * ldo)
-        store4(x3, mu, v, d, dv, a30, a31, a32, a33, out + 3 * ldo)
-    }
-
-    /// out[j] = hsum(a_j) + scalar tail of <x - μ, v_j> for j < 4 (v_j at v + j·d).
-    @inline(__always)
-    static func store4(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ d: Int, _ dv: Int,
-                       _ a0: VFloat, _ a1: VFloat, _ a2: VFloat, _ a3: VFloat, _ out: UnsafeMutablePointer<Float>) {
-        out[0] = tail(x, mu, v, dv, d, hsum(a0))
-        out[1] = tail(x, mu, v + d, dv, d, hsum(a1))
-        out[2] = tail(x, mu, v + 2 * d, dv, d, hsum(a2))
-        out[3] = tail(x, mu, v + 3 * d, dv, d, hsum(a3))
-    }
-
-    /// The 1-row twin of `dot4x4`, with the identical operation sequence per dot product.
-    @inline(__always)
-    static func dot1x4(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ d: Int,
-                       out: UnsafeMutablePointer<Float>) {
-        let v0 = v, v1 = v + d, v2 = v + 2 * d, v3 = v + 3 * d
-        var a0 = VFloat(), a1 = VFloat(), a2 = VFloat(), a3 = VFloat()
-        let dv = d / vLanes * vLanes
-        var i = 0
-        while i < dv {
-            let c = vload(x, i) - vload(mu, i)
-            fmadd(&a0, c, vload(v0, i)); fmadd(&a1, c, vload(v1, i)); fmadd(&a2, c, vload(v2, i)); fmadd(&a3, c, vload(v3, i))
-            i += vLanes
-        }
-        store4(x, mu, v, d, dv, a0, a1, a2, a3, out)
-    }
-
-    /// Pairwise horizontal sum (fixed order, so every kernel reduces identically).
-    @inline(__always)
-    static func hsum(_ a: VFloat) -> Float { a.sum() }
-
-    @inline(__always)
-    static func tail(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ from: Int, _ d: Int,
-                     _ start: Float) -> Float {
-        var s = start
-        var i = from
-        while i < d { s += (x[i] - mu[i]) * v[i]; i += 1 }
-        return s
     }
 
     @inline(__always)
