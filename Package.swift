@@ -56,6 +56,7 @@ let package = Package(
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Llama", targets: ["Llama"]),
+        .library(name: "SafetyTuning", targets: ["SafetyTuning"]),
         .executable(name: "generate", targets: ["generate"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
@@ -70,6 +71,10 @@ let package = Package(
         .target(name: "Tokenization", path: "Sources/Tokenization", swiftSettings: tuning),
         // The Llama engine: loading, forward, generation, training.
         .target(name: "Llama", dependencies: ["Kernels", "ModelFormats", "Tokenization"], path: "Sources/Llama",
+                swiftSettings: tuning),
+
+        // The three methods (SAFT, SAP, SEAL), datasets and reports.
+        .target(name: "SafetyTuning", dependencies: ["Llama", "Kernels", "Tokenization"], path: "Sources/SafetyTuning",
                 swiftSettings: tuning),
 
         // MARK: - Runners

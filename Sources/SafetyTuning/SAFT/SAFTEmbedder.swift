@@ -1,0 +1,104 @@
+import Foundation
+import Kernels
+import Llama
+import Tokenization
+
+/// Which token's residual state represents a sample (METHODS.md 2.3 step 2).
+public enum EmbeddingPosition: String, Sendable, CaseIterable {
+    /// The last token of the prompt and assistant header: the state that predicts the first
+    /// response token (SAFT). The model then runs on the prompt only.
+    case lastPromptToken = "last-prompt"
+    /// The last token of the whole rendered sample, end-of-turn included (HaloScope).
+    case lastToken = "last"
+    /// The mean over the response tokens.
+    case meanResponse = "mean-response"
+}
+
+/// Embeddings of samples at one or more blocks: block b holds (rows, dim) row-major floats.
+public struct Embeddings: Sendable {
+    public var rows: Int
+    public var dim: Int
+    public var byBlock: [Int: [Float]]
+    public var position: EmbeddingPosition
+    /// Samples cut to the token limit, and tokens processed.
+    public var truncated: Int
+    public var tokens: Int
+    public var seconds: Double
+}
+
+public enum SAFTEmbedder {
+    /// Tokenizes one sample as fine-tuning will see it: (ids, tokens of the prompt part).
+    public static func encode(_ s: Sample, with m: LoadedModel) -> (ids: [Int32], promptTokens: Int) {
+        var messages: [ChatMessage] = []
+        if let sys = s.system { messages.append(.system(sys)) }
+        messages.append(.user(s.prompt))
+        messages.append(.assistant(s.response))
+        let rendered = m.template.render(messages, addGenerationPrompt: false)
+        let enc = m.template.encodeChat(rendered)
+        return (enc.ids.map { Int32($0) }, enc.promptTokens)
+    }
+
+    /// Runs the model over every sample (no gradients), batched by length up to `batchTokens`
+    /// tokens per forward, stopping after the deepest requested block, and returns the residual
+    /// state after each block in `blocks` (1...L) at `position`. Samples longer than `maxTokens`
+    /// keep their first `maxTokens` tokens (counted in `truncated`).
+    public static func embed(_ samples: [Sample], model m: LoadedModel, blocks: [Int], position: EmbeddingPosition,
+                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> Embeddings {
+        let c = m.model.config, C = c.hiddenSize
+        guard !blocks.isEmpty, blocks.allSatisfy({ $0 >= 1 && $0 <= c.layers }) else {
+            throw DatasetError("embedding blocks \(blocks) must lie in 1...\(c.layers)")
+        }
+        let start = DispatchTime.now()
+        let limit = min(maxTokens, c.contextLength)
+        var truncated = 0, totalTokens = 0
+        // Token ids to run and, per sample, the rows (within its own sequence) to read.
+        var inputs: [[Int32]] = [], readFrom: [Range<Int>] = []
+        for s in samples {
+            var (ids, promptTokens) = encode(s, with: m)
+            if ids.count > limit { ids = Array(ids.prefix(limit)); truncated += 1 }
+            let p = max(1, min(promptTokens, ids.count))
+            switch position {
+            case .lastPromptToken:
+                ids = Array(ids.prefix(p))
+                readFrom.append(p - 1 ..< p)
+            case .lastToken:
+                readFrom.append(ids.count - 1 ..< ids.count)
+            case .meanResponse:
+                readFrom.append(p < ids.count ? p ..< ids.count : ids.count - 1 ..< ids.count)
+            }
+            inputs.append(ids)
+            totalTokens += ids.count
+        }
+        var out = [Int: [Float]]()
+        for b in blocks { out[b] = [Float](repeating: 0, count: samples.count * C) }
+        // Longest first, so batches hold similar lengths.
+        let order = inputs.indices.sorted { inputs[$0].count > inputs[$1].count }
+        var done = 0, i = 0
+        while i < order.count {
+            var batch: [Int] = [], tokens = 0
+            while i < order.count && (batch.isEmpty || tokens + inputs[order[i]].count <= batchTokens) {
+                batch.append(order[i]); tokens += inputs[order[i]].count; i += 1
+            }
+            let result = try m.model.forward(batch.map { inputs[$0] },
+                                             options: ForwardOptions(logits: .none, captureBlocks: blocks,
+                                                                     stopAfterBlock: blocks.max()!, workers: workers))
+            for b in blocks {
+                let h = result.hidden[b]!
+                out[b]!.withUnsafeMutableBufferPointer { dst in
+                    for (j, sampleIndex) in batch.enumerated() {
+                        let base = result.sequenceStarts[j], rows = readFrom[sampleIndex]
+                        let d = dst.baseAddress! + sampleIndex * C
+                        for r in rows { for x in 0 ..< C { d[x] += h[(base + r) * C + x] } }
+                        let scale = 1 / Float(rows.count)
+                        if rows.count > 1 { for x in 0 ..< C { d[x] *= scale } }
+                    }
+                }
+            }
+            done += batch.count
+            progress?(done, samples.count)
+        }
+        return Embeddings(rows: samples.count, dim: C, byBlock: out, position: position, truncated: truncated,
+                          tokens: totalTokens, seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+    }
+}
