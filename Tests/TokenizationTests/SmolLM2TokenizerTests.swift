@@ -169,4 +169,35 @@ final class SmolLM2TokenizerTests: XCTestCase {
                      isReleaseBuild ? "release" : "debug"))
         if isReleaseBuild { XCTAssertLessThan(secs, 10, "100k samples must tokenize in seconds") }
     }
+
+    /// Real prompts and responses from /work/shared/data (all *.normalized.jsonl), rendered with the ChatML
+    /// template, tokenized by a fresh tokenizer (cold cache). Prints samples/s.
+    func testSpeedOnRealData() throws {
+        guard let dir = sharedDataDirectory() else { throw XCTSkip("shared data directory not found") }
+        let (_, m) = try SmolLM2.load()
+        let t = try Tokenizer(gguf: m)
+        let tmpl = try ChatTemplate(gguf: m)
+        var samples: [String] = []
+        let files = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)!
+            .compactMap { $0 as? URL }.filter { $0.lastPathComponent.hasSuffix(".normalized.jsonl") }
+        for f in files.sorted(by: { $0.path < $1.path }) {
+            guard let text = try? String(contentsOf: f, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let p = o["prompt"] as? String else { continue }
+                let r = o["response"] as? String ?? ""
+                samples.append(tmpl.render(r.isEmpty ? [.user(p)] : [.user(p), .assistant(r)]).text)
+            }
+        }
+        if !isReleaseBuild { samples = Array(samples.prefix(2000)) }
+        XCTAssertGreaterThan(samples.count, 100)
+        let bytes = samples.reduce(0) { $0 + $1.utf8.count }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var tokens = 0
+        for s in samples { tokens += t.encode(s).count }
+        let secs = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print(String(format: "tokenizer speed (real data, cold cache): %d samples, %.1f MB, %d tokens in %.3f s = %.0f samples/s, %.2f MB/s, %.0f tokens/s (%@ build)",
+                     samples.count, Double(bytes) / 1e6, tokens, secs, Double(samples.count) / secs, Double(bytes) / secs / 1e6,
+                     Double(tokens) / secs, isReleaseBuild ? "release" : "debug"))
+    }
 }
