@@ -224,10 +224,10 @@ public final class Tokenizer: @unchecked Sendable {
             if t >= 0 { out.append(t) } else if let u = unknownID { out.append(Int32(u)) }
             return
         }
-        let key = Array(word)
-        if let hit = cache.get(key) { out.append(contentsOf: hit); return }
+        let h = PieceCache.hash(word)
+        if cache.get(word, hash: h, into: &out) { return }
         var syms: [Int32]
-        if !wholeWord.isEmpty, let w = wholeWord[key] {
+        if !wholeWord.isEmpty, let w = wholeWord[Array(word)] {
             syms = [w]
         } else {
             syms = []
@@ -238,7 +238,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             merges.merge(&syms)
         }
-        cache.put(key, syms)
+        cache.put(word, hash: h, syms)
         out.append(contentsOf: syms)
     }
 
@@ -316,24 +316,5 @@ struct SpecialMatcher {
             if ok { return (c.bytes.count, c.id) }
         }
         return nil
-    }
-}
-
-/// Bounded, lock-protected cache of pre-token -> ids.
-final class PieceCache: @unchecked Sendable {
-    private var map: [[UInt8]: [Int32]] = [:]
-    private let lock = NSLock()
-    static let capacity = 1 << 18
-
-    var count: Int { lock.lock(); defer { lock.unlock() }; return map.count }
-
-    func get(_ k: [UInt8]) -> [Int32]? {
-        lock.lock(); defer { lock.unlock() }
-        return map[k]
-    }
-    func put(_ k: [UInt8], _ v: [Int32]) {
-        lock.lock(); defer { lock.unlock() }
-        if map.count >= PieceCache.capacity { map.removeAll(keepingCapacity: true) }
-        map[k] = v
     }
 }
