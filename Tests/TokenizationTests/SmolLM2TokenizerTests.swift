@@ -28,6 +28,20 @@ final class SmolLM2TokenizerTests: XCTestCase {
         XCTAssertEqual(t.type(100), .normal)
     }
 
+    /// Start-up cost: mapping + parsing the GGUF header and building the tokenizer (printed).
+    func testLoadTime() throws {
+        guard let path = smolLM2Path() else { throw XCTSkip(smolLM2MissingMessage) }
+        let c0 = threadCPUSeconds()
+        let f = try GGUFFile(path: path)
+        let c1 = threadCPUSeconds()
+        let t = try Tokenizer(gguf: f.metadata)
+        let c2 = threadCPUSeconds()
+        _ = try ChatTemplate(gguf: f.metadata)
+        XCTAssertEqual(t.tokenCount, 49152)
+        print(String(format: "load: GGUF header+metadata %.3f s CPU, tokenizer build %.3f s CPU (%@ build)",
+                     c1 - c0, c2 - c1, isReleaseBuild ? "release" : "debug"))
+    }
+
     /// Ids recorded with Hugging Face `tokenizers` on the same vocabulary and merges.
     func testMatchesHuggingFaceReference() throws {
         let (t, _) = try SmolLM2.load()
