@@ -87,18 +87,24 @@ public final class Tokenizer: @unchecked Sendable {
         } else if v.model == .sentencePiece {
             // Every vocabulary piece splittable into two pieces is a merge; higher score merges first.
             let mergeable: (Int) -> Bool = { v.types[$0] == .normal || v.types[$0] == .userDefined }
+            // NaN scores sort last; pieces longer than 64 code points are never produced by merging (SentencePiece's
+            // max_piece_length is 16), which also bounds the O(length²) split enumeration on hostile vocabularies.
+            let score: (Int) -> Float = { i in
+                let s = v.scores.isEmpty ? 0 : v.scores[i]
+                return s.isNaN ? -.infinity : s
+            }
             let order = (0 ..< n).filter(mergeable).sorted {
-                let sa = v.scores.isEmpty ? 0 : v.scores[$0], sb = v.scores.isEmpty ? 0 : v.scores[$1]
+                let sa = score($0), sb = score($1)
                 return sa != sb ? sa > sb : $0 < $1
             }
             var rank: UInt32 = 0
             var lastScore: Float? = nil
             for t in order {
-                let s = v.scores.isEmpty ? 0 : v.scores[t]
+                let s = score(t)
                 if let l = lastScore, l != s { rank += 1 }
                 lastScore = s
                 let scalars = Array(v.tokens[t].unicodeScalars)
-                if scalars.count < 2 { continue }
+                if scalars.count < 2 || scalars.count > 64 { continue }
                 for k in 1 ..< scalars.count {
                     var l = String.UnicodeScalarView(), r = String.UnicodeScalarView()
                     l.append(contentsOf: scalars[..<k]); r.append(contentsOf: scalars[k...])
