@@ -47,8 +47,11 @@ public struct GGUFWriter {
         try addTensor(name, type: .f32, dims: dims, bytes: bytes)
     }
 
-    /// Adds floats stored as F32, F16 or Q8_0 (other types: pass raw bytes). Q8_0 follows ggml's reference
-    /// quantizer: per block of 32, d = max|x| / 127, q = round(x / d), d stored as F16.
+    /// Adds floats stored as F32, F16, Q8_0, Q4_0 or Q4_1 (other types: pass raw bytes). The quantizers follow
+    /// ggml's reference ones (`quantize_row_*_ref`), per block of 32 with F16 scales:
+    /// Q8_0: d = max|x| / 127, q = round(x / d). Q4_0: d = (the value of largest magnitude) / −8,
+    /// q = min(15, trunc(x / d + 8.5)). Q4_1: d = (max − min) / 15, m = min, q = min(15, trunc((x − m) / d + 0.5)).
+    /// Nibbles: element j in the low half of qs[j], element j + 16 in the high half. Quantized types need finite input.
     public mutating func addTensor(_ name: String, dims: [Int], floats: [Float], as type: GGMLType) throws {
         guard dims.reduce(1, *) == floats.count else {
             throw FormatError(.invalidValue, name, "\(floats.count) floats for dims \(dims)")
@@ -59,8 +62,33 @@ public struct GGUFWriter {
         case .f16:
             bytes.reserveCapacity(2 * floats.count)
             for f in floats { withUnsafeBytes(of: Float16(f).bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        case .q4_0, .q4_1:
+            guard floats.count % 32 == 0, dims[0] % 32 == 0 else { throw FormatError(.invalidValue, name, "\(type.name) needs rows of a multiple of 32 values") }
+            guard floats.allSatisfy(\.isFinite) else { throw FormatError(.invalidValue, name, "non-finite value cannot be quantized") }
+            bytes.reserveCapacity(floats.count / 32 * type.bytesPerBlock)
+            for b in stride(from: 0, to: floats.count, by: 32) {
+                let blk = floats[b ..< b + 32]
+                var q = [UInt8](repeating: 0, count: 32)
+                if type == .q4_0 {
+                    var amax: Float = 0, vmax: Float = 0
+                    for v in blk where abs(v) > amax { amax = abs(v); vmax = v }
+                    let d = vmax / -8
+                    let id: Float = d != 0 ? 1 / d : 0
+                    withUnsafeBytes(of: Float16(d).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                    for j in 0 ..< 32 { q[j] = UInt8(min(15, Int8(floats[b + j] * id + 8.5))) }
+                } else {
+                    let lo = blk.min()!, hi = blk.max()!
+                    let d = (hi - lo) / 15
+                    let id: Float = d != 0 ? 1 / d : 0
+                    withUnsafeBytes(of: Float16(d).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                    withUnsafeBytes(of: Float16(lo).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                    for j in 0 ..< 32 { q[j] = UInt8(min(15, Int8((floats[b + j] - lo) * id + 0.5))) }
+                }
+                for j in 0 ..< 16 { bytes.append(q[j] | q[j + 16] << 4) }
+            }
         case .q8_0:
-            guard floats.count % 32 == 0 else { throw FormatError(.invalidValue, name, "Q8_0 needs a multiple of 32 values") }
+            guard floats.count % 32 == 0, dims[0] % 32 == 0 else { throw FormatError(.invalidValue, name, "Q8_0 needs rows of a multiple of 32 values") }
+            guard floats.allSatisfy(\.isFinite) else { throw FormatError(.invalidValue, name, "non-finite value cannot be quantized") }
             bytes.reserveCapacity(floats.count / 32 * 34)
             for b in stride(from: 0, to: floats.count, by: 32) {
                 var amax: Float = 0

@@ -4,7 +4,7 @@ import Foundation
 /// equal ranks the leftmost pair merges first (the rule of llama.cpp, Hugging Face tokenizers and SentencePiece).
 /// Byte-level BPE ranks are merge-list positions; SentencePiece ranks are scores sorted descending.
 package struct MergeTable {
-    private var table: [UInt64: UInt64] = [:]
+    private var table = U64Map()
 
     package init() {}
 
@@ -15,14 +15,14 @@ package struct MergeTable {
     /// Adds a merge unless the pair already has one (the first, lowest-ranked, entry wins).
     package mutating func add(_ a: Int32, _ b: Int32, rank: UInt32, merged: Int32) {
         let k = Self.key(a, b)
-        if table[k] == nil { table[k] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged)) }
+        table.insertNew(k, UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged)))
     }
 
     package var count: Int { table.count }
 
     /// (rank, merged) or nil. Negative ids (unknown symbols) never merge.
     @inline(__always) package func lookup(_ a: Int32, _ b: Int32) -> (rank: UInt32, merged: Int32)? {
-        guard a >= 0, b >= 0, let v = table[Self.key(a, b)] else { return nil }
+        guard a >= 0, b >= 0, let v = table.get(Self.key(a, b)) else { return nil }
         return (UInt32(truncatingIfNeeded: v >> 32), Int32(bitPattern: UInt32(truncatingIfNeeded: v)))
     }
 

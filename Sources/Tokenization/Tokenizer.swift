@@ -87,18 +87,24 @@ public final class Tokenizer: @unchecked Sendable {
         } else if v.model == .sentencePiece {
             // Every vocabulary piece splittable into two pieces is a merge; higher score merges first.
             let mergeable: (Int) -> Bool = { v.types[$0] == .normal || v.types[$0] == .userDefined }
+            // NaN scores sort last; pieces longer than 64 code points are never produced by merging (SentencePiece's
+            // max_piece_length is 16), which also bounds the O(length²) split enumeration on hostile vocabularies.
+            let score: (Int) -> Float = { i in
+                let s = v.scores.isEmpty ? 0 : v.scores[i]
+                return s.isNaN ? -.infinity : s
+            }
             let order = (0 ..< n).filter(mergeable).sorted {
-                let sa = v.scores.isEmpty ? 0 : v.scores[$0], sb = v.scores.isEmpty ? 0 : v.scores[$1]
+                let sa = score($0), sb = score($1)
                 return sa != sb ? sa > sb : $0 < $1
             }
             var rank: UInt32 = 0
             var lastScore: Float? = nil
             for t in order {
-                let s = v.scores.isEmpty ? 0 : v.scores[t]
+                let s = score(t)
                 if let l = lastScore, l != s { rank += 1 }
                 lastScore = s
                 let scalars = Array(v.tokens[t].unicodeScalars)
-                if scalars.count < 2 { continue }
+                if scalars.count < 2 || scalars.count > 64 { continue }
                 for k in 1 ..< scalars.count {
                     var l = String.UnicodeScalarView(), r = String.UnicodeScalarView()
                     l.append(contentsOf: scalars[..<k]); r.append(contentsOf: scalars[k...])
@@ -224,10 +230,10 @@ public final class Tokenizer: @unchecked Sendable {
             if t >= 0 { out.append(t) } else if let u = unknownID { out.append(Int32(u)) }
             return
         }
-        let key = Array(word)
-        if let hit = cache.get(key) { out.append(contentsOf: hit); return }
+        let h = PieceCache.hash(word)
+        if cache.get(word, hash: h, into: &out) { return }
         var syms: [Int32]
-        if !wholeWord.isEmpty, let w = wholeWord[key] {
+        if !wholeWord.isEmpty, let w = wholeWord[Array(word)] {
             syms = [w]
         } else {
             syms = []
@@ -238,7 +244,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             merges.merge(&syms)
         }
-        cache.put(key, syms)
+        cache.put(word, hash: h, syms)
         out.append(contentsOf: syms)
     }
 
@@ -316,24 +322,5 @@ struct SpecialMatcher {
             if ok { return (c.bytes.count, c.id) }
         }
         return nil
-    }
-}
-
-/// Bounded, lock-protected cache of pre-token -> ids.
-final class PieceCache: @unchecked Sendable {
-    private var map: [[UInt8]: [Int32]] = [:]
-    private let lock = NSLock()
-    static let capacity = 1 << 18
-
-    var count: Int { lock.lock(); defer { lock.unlock() }; return map.count }
-
-    func get(_ k: [UInt8]) -> [Int32]? {
-        lock.lock(); defer { lock.unlock() }
-        return map[k]
-    }
-    func put(_ k: [UInt8], _ v: [Int32]) {
-        lock.lock(); defer { lock.unlock() }
-        if map.count >= PieceCache.capacity { map.removeAll(keepingCapacity: true) }
-        map[k] = v
     }
 }

@@ -110,7 +110,7 @@ final class GGUFTests: XCTestCase {
         try w.addTensor("q", dims: [32, 3], floats: x, as: .q8_0)
         try w.addTensor("h", dims: [96], floats: x, as: .f16)
         XCTAssertThrowsError(try w.addTensor("bad", dims: [33], floats: [Float](repeating: 1, count: 33), as: .q8_0))
-        XCTAssertThrowsError(try w.addTensor("bad2", dims: [32], floats: [Float](repeating: 1, count: 32), as: .q4_1))
+        XCTAssertThrowsError(try w.addTensor("bad2", dims: [256], floats: [Float](repeating: 1, count: 256), as: .q2_K))
         let f = try GGUFFile(data: w.serialize())
         let q = try f.tensor("q")
         XCTAssertEqual(q.bytes.count, 3 * 34)
@@ -131,6 +131,43 @@ final class GGUFTests: XCTestCase {
             let v = Float(Float16(bitPattern: UInt16(h.bytes[2 * i]) | UInt16(h.bytes[2 * i + 1]) << 8))
             XCTAssertEqual(v, Float(Float16(x[i])))
             XCTAssertLessThanOrEqual(abs(v - x[i]), abs(x[i]) * 0x1p-11 + 0x1p-25)
+        }
+    }
+
+    /// Q4_0 / Q4_1 encoders, decoded with the documented block layout; error within half a step plus the
+    /// F16 rounding of the scales.
+    func testQ4Encoders() throws {
+        var rng = SeededRNG(seed: 33)
+        var x = normalFloats(128, &rng, scale: 2)
+        for i in 96 ..< 128 { x[i] = 0.75 }   // constant block: d = 0 (Q4_1) / exact (Q4_0)
+        var w = GGUFWriter()
+        try w.addTensor("a", dims: [64, 2], floats: x, as: .q4_0)
+        try w.addTensor("b", dims: [64, 2], floats: x, as: .q4_1)
+        XCTAssertThrowsError(try w.addTensor("nan", dims: [32], floats: [Float](repeating: .nan, count: 32), as: .q4_1))
+        XCTAssertThrowsError(try w.addTensor("rows", dims: [16, 2], floats: [Float](repeating: 0, count: 32), as: .q4_0))
+        let f = try GGUFFile(data: w.serialize())
+        func f16(_ p: UnsafeRawBufferPointer, _ o: Int) -> Float { Float(Float16(bitPattern: UInt16(p[o]) | UInt16(p[o + 1]) << 8)) }
+        for (name, isQ41) in [("a", false), ("b", true)] {
+            let t = try f.tensor(name)
+            let bpb = isQ41 ? 20 : 18
+            XCTAssertEqual(t.bytes.count, 4 * bpb)
+            for blk in 0 ..< 4 {
+                let base = blk * bpb
+                let d = f16(t.bytes, base), m = isQ41 ? f16(t.bytes, base + 2) : 0
+                let qs = base + (isQ41 ? 4 : 2)
+                let vals = x[(blk * 32) ..< (blk * 32 + 32)]
+                let range = isQ41 ? Double(vals.max()! - vals.min()!) : Double(vals.map(abs).max()!) * 2
+                for j in 0 ..< 32 {
+                    let byte = t.bytes[qs + (j % 16)]
+                    let q = Float(j < 16 ? byte & 0x0F : byte >> 4)
+                    let y = isQ41 ? d * q + m : d * (q - 8)
+                    // half a step (range/15 or range/16), plus F16 rounding of d (x16 steps) and m; Q4_0 clamps
+                    // q = 16 to 15 (a value of the opposite sign to the largest one), costing a full step.
+                    let steps = !isQ41 && q == 15 ? 1.0 : 0.5
+                    let bound = range / 15 * steps + 16 * Double(abs(d)) * 0x1p-11 + Double(abs(m)) * 0x1p-11 + 1e-6
+                    XCTAssertLessThanOrEqual(Double(abs(y - x[blk * 32 + j])), bound, "\(name) block \(blk) element \(j)")
+                }
+            }
         }
     }
 

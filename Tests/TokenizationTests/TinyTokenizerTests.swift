@@ -132,6 +132,39 @@ final class TinyTokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer(gguf: GGUFFile(data: bad.serialize()).metadata))
     }
 
+    /// Hostile or inconsistent vocabularies throw (or degrade) instead of crashing.
+    func testHostileVocabularies() throws {
+        func gguf(_ edit: (inout GGUFWriter) -> Void) throws -> GGUFMetadata {
+            var w = GGUFWriter()
+            w.set("tokenizer.ggml.model", .string("gpt2"))
+            w.set("tokenizer.ggml.pre", .string("gpt2"))
+            w.set("tokenizer.ggml.tokens", .strings((0 ..< 256).map { ByteLevel.encode([UInt8($0)]) } + ["ab"]))
+            w.set("tokenizer.ggml.merges", .strings(["a b"]))
+            edit(&w)
+            return try GGUFFile(data: w.serialize()).metadata
+        }
+        XCTAssertEqual(try Tokenizer(gguf: gguf { _ in }).encode("ab"), [256])
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.merges", .strings(["ab"])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.merges", .strings(["x y"])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.merges", .array(.string, [])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.tokens", .array(.string, [])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.tokens", .int32s([1, 2])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.token_type", .int32s([1])) }))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.pre", .string("mystery")) }))
+        XCTAssertNoThrow(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.pre", .string("mystery")) }, preTokenizer: .gpt2))
+        XCTAssertThrowsError(try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.eos_token_id", .int32(-1)) }))
+        // Unknown token types read as normal; out-of-range ids in decode are ignored.
+        let t = try Tokenizer(gguf: gguf { $0.set("tokenizer.ggml.token_type", .int32s([Int32](repeating: 42, count: 257))) })
+        XCTAssertEqual(t.decode([-5, 256, 1_000_000]), "ab")
+        // SentencePiece: NaN scores and a very long piece.
+        var v = Self.spmVocabulary()
+        v.scores = v.scores.map { $0 == -2 ? .nan : $0 }
+        v.tokens.append(String(repeating: "l", count: 100_000)); v.types.append(.normal); v.scores.append(10)
+        let spm = try Tokenizer(v)
+        let ids = spm.encode("hello world", addSpecial: false)
+        XCTAssertEqual(spm.decode(ids), "hello world")
+    }
+
     func testByteLevelTable() {
         XCTAssertEqual(ByteLevel.byteToScalar[0x20], 0x120)   // ' ' -> 'Ġ'
         XCTAssertEqual(ByteLevel.byteToScalar[0x0A], 0x10A)   // '\n' -> 'Ċ'
