@@ -58,6 +58,8 @@ let package = Package(
         .library(name: "Llama", targets: ["Llama"]),
         .library(name: "SafetyTuning", targets: ["SafetyTuning"]),
         .executable(name: "generate", targets: ["generate"]),
+        .executable(name: "saft", targets: ["saft"]),
+        .executable(name: "make-demo-data", targets: ["make-demo-data"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
     ],
     targets: [
@@ -81,6 +83,10 @@ let package = Package(
         // Argument parsing, atomic outputs and reports shared by the executables.
         .target(name: "RunSupport", path: "Sources/RunSupport", swiftSettings: tuning),
         .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
+                          swiftSettings: tuning),
+        .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
+                          swiftSettings: tuning),
+        .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
                           swiftSettings: tuning),
 
         // MARK: - Tests

@@ -25,7 +25,7 @@ public struct PrincipalComponents: Equatable {
 
 /// Chooses between the exact covariance path and the randomized SVD.
 public enum PrincipalSubspace {
-    public enum Choice: String { case automatic, exact, randomized }
+    public enum Choice: String, Sendable { case automatic, exact, randomized }
 
     /// Modelled cost in "GEMM-flop equivalents" of each path for an n x d input, rank k with
     /// oversampling p and q power iterations. Exact: one pass n·d² (GEMM on the full symmetric

@@ -34,7 +34,7 @@ public enum SAFTEmbedder {
         messages.append(.user(s.prompt))
         messages.append(.assistant(s.response))
         let rendered = m.template.render(messages, addGenerationPrompt: false)
-        let enc = m.template.encodeChat(rendered)
+        let enc = m.tokenizer.encodeChat(rendered)
         return (enc.ids.map { Int32($0) }, enc.promptTokens)
     }
 
