@@ -97,6 +97,8 @@ let package = Package(
                     path: "Tests/ModelFormatsTests", swiftSettings: tuning),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ModelFormats", "TestSupport"],
                     path: "Tests/TokenizationTests", swiftSettings: tuning),
+        .testTarget(name: "SafetyTuningTests", dependencies: ["SafetyTuning", "Llama", "Kernels", "TestSupport"],
+                    path: "Tests/SafetyTuningTests", swiftSettings: tuning),
         .testTarget(name: "LlamaTests", dependencies: ["Llama", "Kernels", "ModelFormats", "Tokenization", "TestSupport"],
                     path: "Tests/LlamaTests", swiftSettings: tuning),
 

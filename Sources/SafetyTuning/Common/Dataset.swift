@@ -11,6 +11,10 @@ public struct Sample: Sendable {
     public var harmful: Bool?
     /// The record's JSON text exactly as it appeared in the input.
     public var raw: String
+
+    public init(system: String? = nil, prompt: String, response: String, harmful: Bool? = nil, raw: String = "") {
+        self.system = system; self.prompt = prompt; self.response = response; self.harmful = harmful; self.raw = raw
+    }
 }
 
 /// Fine-tuning data in the common shapes: JSONL or a JSON array of objects with

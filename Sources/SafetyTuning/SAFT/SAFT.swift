@@ -143,13 +143,15 @@ public enum SAFT {
     }
 }
 
-/// The label-free threshold (Docs/SAFT.md): a two-component Gaussian mixture fitted by EM to the
-/// log scores; when its components are well separated and the upper one is a minority, the
-/// threshold is where the upper component's posterior reaches 1/2. Otherwise the scores show no
-/// distinct cluster and only robust outliers go: log score above median + 3.5 * 1.4826 * MAD.
+/// The label-free threshold (Docs/SAFT.md), on r = √score (the RMS projection, in embedding units:
+/// half-normal-like for a cluster around the mean, so Gaussian components fit it where log scores
+/// would be dominated by a long left tail). A two-component Gaussian mixture is fitted by EM; when
+/// its components are well separated and the upper one is a minority, the threshold is where the
+/// upper component's posterior reaches 1/2. Otherwise the scores show no distinct cluster and only
+/// robust outliers go: r above median + 3.5 · 1.4826 · MAD.
 public enum ScoreThreshold {
     public static func automatic(_ scores: [Float]) -> (threshold: Float, rule: String, warning: String?) {
-        let x = scores.map { log(Double(max($0, 1e-30))) }
+        let x = scores.map { Double(max($0, 0)).squareRoot() }
         let sorted = x.sorted()
         let median = sorted[sorted.count / 2]
         let mad = (x.map { abs($0 - median) }.sorted())[x.count / 2]
@@ -165,14 +167,14 @@ public enum ScoreThreshold {
                     if density(mid, gm.w.1, gm.mu.1, gm.sd.1) > density(mid, gm.w.0, gm.mu.0, gm.sd.0) { hi = mid } else { lo = mid }
                 }
                 let t = 0.5 * (lo + hi)
-                return (Float(exp(t)), String(format: "two-component mixture on log scores (separation %.1f sd, upper weight %.3f): posterior 1/2", separation, gm.w.1), nil)
+                return (Float(t * t), String(format: "two-component mixture on root scores (separation %.1f sd, upper weight %.3f): posterior 1/2", separation, gm.w.1), nil)
             }
             if separation >= 2.5 && gm.w.1 >= 0.5 {
-                return (Float(exp(robust)), "robust outlier rule (median + 3.5 MAD of log scores)",
+                return (Float(robust * robust), "robust outlier rule (median + 3.5 MAD of root scores)",
                         String(format: "the score distribution has a distinct upper cluster holding %.0f%% of the rows: harmful rows may be the majority, which SAFT cannot handle", gm.w.1 * 100))
             }
         }
-        return (Float(exp(robust)), "robust outlier rule (median + 3.5 MAD of log scores): no distinct high-score cluster", nil)
+        return (Float(robust * robust), "robust outlier rule (median + 3.5 MAD of root scores): no distinct high-score cluster", nil)
     }
 
     static func density(_ x: Double, _ w: Double, _ mu: Double, _ sd: Double) -> Double {

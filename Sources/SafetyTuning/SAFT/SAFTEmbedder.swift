@@ -24,6 +24,12 @@ public struct Embeddings: Sendable {
     public var truncated: Int
     public var tokens: Int
     public var seconds: Double
+
+    public init(rows: Int, dim: Int, byBlock: [Int: [Float]], position: EmbeddingPosition, truncated: Int = 0,
+                tokens: Int = 0, seconds: Double = 0) {
+        self.rows = rows; self.dim = dim; self.byBlock = byBlock; self.position = position
+        self.truncated = truncated; self.tokens = tokens; self.seconds = seconds
+    }
 }
 
 public enum SAFTEmbedder {
