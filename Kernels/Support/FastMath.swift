@@ -23,7 +23,9 @@ public typealias VInt32 = SIMD4<Int32>
 #endif
 
 /// e^x for every lane of `x` (see `FastMath` for accuracy and range).
-@inline(__always)
+/// `@_transparent` because `@inline(__always)` left it an out-of-line call whose 16-lane
+/// argument crosses the call in four xmm registers.
+@_transparent
 public func vexp(_ x: VFloat) -> VFloat {
     let lo = VFloat(repeating: -87), hi = VFloat(repeating: 88)
     let underflow = x .< lo
