@@ -216,15 +216,15 @@ public enum CrossEntropy {
         while c + 2 * vLanes <= count {
             let v0 = vload(z, c), v1 = vload(z, c + vLanes)
             s0 += vexp(v0 - sv); s1 += vexp(v1 - sv)
-            m0 = pointwiseMax(m0, v0); m1 = pointwiseMax(m1, v1)
+            m0 = vmax(m0, v0); m1 = vmax(m1, v1)
             c += 2 * vLanes
         }
         while c + vLanes <= count {
             let v0 = vload(z, c)
-            s0 += vexp(v0 - sv); m0 = pointwiseMax(m0, v0)
+            s0 += vexp(v0 - sv); m0 = vmax(m0, v0)
             c += vLanes
         }
-        var s = (s0 + s1).sum(), m = pointwiseMax(m0, m1).max()
+        var s = (s0 + s1).sum(), m = vmax(m0, m1).max()
         if c < count {
             var v = VFloat(repeating: -.infinity)
             for j in 0 ..< count - c { v[j] = z[c + j]; m = max(m, z[c + j]) }

@@ -74,6 +74,8 @@ public func fastExp(_ x: Float) -> Float {
     vexp(VFloat(repeating: x))[0]
 }
 
-/// Horizontal maximum of a vector.
-@inline(__always)
-public func hmax(_ v: VFloat) -> Float { v.max() }
+/// Lane-wise maximum. The standard library's `pointwiseMax` applies `Swift.max` lane by lane
+/// (NaN rules) and stays a scalar loop inside reductions; a compare-and-select is one `vmaxps`-like
+/// blend. NaN in `b` is ignored, NaN in `a` is kept.
+@_transparent
+public func vmax(_ a: VFloat, _ b: VFloat) -> VFloat { a.replacing(with: b, where: b .> a) }
