@@ -124,20 +124,17 @@ public enum QuantizedGEMV {
     /// Σ_b d_b · Σ_j q_bj · x_bj over one Q8_0 row (two blocks per 16-lane step).
     @inline(__always)
     static func dotQ8_0(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ blocks: Int) -> Float {
-        // Lane blends as bit masks (a constant `SIMDMask` with `replacing(with:where:)` compiles to a loop).
-        let upper = SIMD16<UInt32>(0, 0, 0, 0, 0, 0, 0, 0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0)
-        let hiF = SIMD16<Float>(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
         var pair = 0
         while 2 * pair + 1 < blocks {
             let p = row + 68 * pair, x = xp + 64 * pair
-            // Block 2p's quants are bytes 2..<34, block 2p+1's are 36..<68: one 64-byte lane set from each load.
-            let w = (p.advanced(by: 2).loadUnaligned(as: SIMD16<UInt32>.self) & ~upper)
-                | (p.advanced(by: 4).loadUnaligned(as: SIMD16<UInt32>.self) & upper)
+            // Block 2p's quants are bytes 2..<34, block 2p+1's are 36..<68: one 8-lane half each.
+            let w = SIMD16(lowHalf: p.advanced(by: 2).loadUnaligned(as: SIMD8<UInt32>.self),
+                           highHalf: p.advanced(by: 36).loadUnaligned(as: SIMD8<UInt32>.self))
             var s0 = int8Lanes(w, 0) * load16(x), s1 = int8Lanes(w, 8) * load16(x + 16)
             fmadd(&s0, int8Lanes(w, 16), load16(x + 32))
             fmadd(&s1, int8Lanes(w, 24), load16(x + 48))
-            let d = loF * scale(p, 0) + hiF * scale(p, 34)
+            let d = SIMD16(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 34)))
             if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
             pair += 1
         }
@@ -159,6 +156,8 @@ public enum QuantizedGEMV {
     @inline(__always)
     static func dotQ4_1(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                         _ blocks: Int) -> Float {
+        // Lane blends as bit masks (`replacing(with:where:)` with a constant mask compiles to a loop;
+        // building the vector from two 4-lane halves made the compiler split all the arithmetic).
         let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
