@@ -4,4 +4,5 @@ func allCases(quick: Bool) -> [BenchCase] {
     gemmCases(quick: quick)
         + streamCases(quick: quick)
         + linalgCases(quick: quick)
+        + layersCases(quick: quick)
 }

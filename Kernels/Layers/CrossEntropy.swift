@@ -12,8 +12,8 @@ public enum CrossEntropy {
     public static let defaultIgnoreIndex: Int32 = -100
     /// Vocabulary columns per logits chunk.
     package static let vocabChunk = 4096
-    /// Token rows per block: the scratch tile is tokenBlock x vocabChunk floats (8 MiB).
-    package static let tokenBlock = 512
+    /// Token rows per block: the scratch tile is tokenBlock x vocabChunk floats (16 MiB).
+    package static let tokenBlock = 1024
 
     /// Per-token losses and, optionally, the gradients of L = Σ_t w[t]·loss[t].
     ///
@@ -31,7 +31,9 @@ public enum CrossEntropy {
     ///
     /// Algorithm:
     ///   - without `dweight`: ONE pass over the vocabulary. Per chunk: Z = H·W_chunkᵀ (GEMM);
-    ///     per row fold Z into the running max m and sum S, rescaling the accumulator
+    ///     per row fold Z into the running shift m and sum S = Σ e^(z − m) (for losses only, a
+    ///     chunk whose max is within `shiftSlack` of m is summed with m in a single read of Z;
+    ///     otherwise m moves to the chunk max), rescaling the accumulator
     ///     A[t] *= e^(m_old − m_new), and (when `dhidden` is requested) A += e^(Z − m)·W_chunk
     ///     (GEMM). At the end dH[t] += w[t]·(A[t]/S[t] − W[target[t]]): softmax·W minus the
     ///     one-hot row, without a second pass (flash-attention's rescaling, with V = W).
@@ -110,7 +112,20 @@ public enum CrossEntropy {
                             let zr = z + i * vc
                             let y = Int(targets[valid[b0 + i]]) - v0
                             if y >= 0 && y < vc { rowTarget[i] = zr[y] }
+                            // rowMax is the row's reference shift m and rowSum = Σ e^(z − m) so far.
                             let mOld = rowMax[i]
+                            if !onePassGradient && mOld != -.infinity {
+                                // Losses only: one pass with the old shift, unless this chunk's max lies
+                                // more than `shiftSlack` above it (then redo it shifted by its own max).
+                                let (s, chunkMax) = expSumMax(zr, vc, shift: mOld)
+                                if chunkMax <= mOld + shiftSlack {
+                                    rowSum[i] += s
+                                } else {
+                                    rowSum[i] = rowSum[i] * Foundation.exp(mOld - chunkMax) + expSum(zr, vc, shift: chunkMax, store: false)
+                                    rowMax[i] = chunkMax
+                                }
+                                continue
+                            }
                             let mNew = max(mOld, Softmax.rowMax(zr, vc))
                             let alpha: Float = mOld == -.infinity ? 0 : Foundation.exp(mOld - mNew)
                             let s = expSum(zr, vc, shift: mNew, store: onePassGradient)
@@ -185,6 +200,38 @@ public enum CrossEntropy {
                 b0 += nb
             }
         }
+    }
+
+    /// How far above the running shift a later chunk's logits may lie and still be summed with
+    /// that shift: terms up to e^60 ≈ 1.1e26, so even a 2^20-column vocabulary sums below 1.2e32.
+    package static let shiftSlack: Float = 60
+
+    /// (Σ_c e^(z[c] − shift), max_c z[c]) in one pass over `count` floats.
+    @inline(__always)
+    static func expSumMax(_ z: UnsafePointer<Float>, _ count: Int, shift: Float) -> (Float, Float) {
+        let sv = VFloat(repeating: shift)
+        var s0 = VFloat(), s1 = VFloat()
+        var m0 = VFloat(repeating: -.infinity), m1 = m0
+        var c = 0
+        while c + 2 * vLanes <= count {
+            let v0 = vload(z, c), v1 = vload(z, c + vLanes)
+            s0 += vexp(v0 - sv); s1 += vexp(v1 - sv)
+            m0 = vmax(m0, v0); m1 = vmax(m1, v1)
+            c += 2 * vLanes
+        }
+        while c + vLanes <= count {
+            let v0 = vload(z, c)
+            s0 += vexp(v0 - sv); m0 = vmax(m0, v0)
+            c += vLanes
+        }
+        var s = (s0 + s1).sum(), m = vmax(m0, m1).max()
+        if c < count {
+            var v = VFloat(repeating: -.infinity)
+            for j in 0 ..< count - c { v[j] = z[c + j]; m = max(m, z[c + j]) }
+            let e = vexp(v - sv)
+            for j in 0 ..< count - c { s += e[j] }
+        }
+        return (s, m)
     }
 
     /// Σ_c e^(z[c] − shift) over `count` floats; with `store`, z[c] is overwritten by e^(z[c] − shift).

@@ -64,10 +64,10 @@ public enum Softmax {
         var m0 = VFloat(repeating: -.infinity), m1 = m0
         var c = 0
         while c + 2 * vLanes <= count {
-            m0 = pointwiseMax(m0, vload(x, c)); m1 = pointwiseMax(m1, vload(x, c + vLanes)); c += 2 * vLanes
+            m0 = vmax(m0, vload(x, c)); m1 = vmax(m1, vload(x, c + vLanes)); c += 2 * vLanes
         }
-        while c + vLanes <= count { m0 = pointwiseMax(m0, vload(x, c)); c += vLanes }
-        var m = pointwiseMax(m0, m1).max()
+        while c + vLanes <= count { m0 = vmax(m0, vload(x, c)); c += vLanes }
+        var m = vmax(m0, m1).max()
         while c < count { m = Swift.max(m, x[c]); c += 1 }
         return m
     }

@@ -2,7 +2,13 @@
 ///
 /// y[n] = Σ_k W[n, k]·x[k], W stored row-major as N rows of K values in GGUF blocks (the
 /// layout of a GGUF tensor with ne0 = K, ne1 = N). Blocks are dequantized in registers and
-/// never written to memory: the kernel is bound by the bandwidth of reading W.
+/// never written to memory, so the kernel is bound by the bandwidth of reading W.
+///
+/// Register dequantization without widening conversions: a block's quants are loaded as 32-bit
+/// lanes and each byte (Q8_0) or nibble (Q4_1) position is isolated with a shift and a mask; OR-ing
+/// the exponent of 2^23 turns the small integer into the float 2^23 + q exactly, and one
+/// subtraction leaves q. Lane j then holds element 4j + i of the block, so x is permuted once per
+/// call to the same order (a dot product does not care about the order of its terms).
 public enum QuantizedGEMV {
     /// Supported weight types.
     public static func supports(_ type: GGMLType) -> Bool { type == .q8_0 || type == .q4_1 }
@@ -13,10 +19,9 @@ public enum QuantizedGEMV {
     /// `y` is (rows). `columns` is a multiple of 32 (checked). Types: Q8_0 (x = q·d) and
     /// Q4_1 (x = q·d + m, computed as d·Σ q·x + m·Σ x per block, Σ x precomputed once per call).
     /// Contract: overwrites `y`; parallel over contiguous row ranges; bitwise identical for any
-    /// `workers`. Accumulation is per row in Float: each block contributes d·(q·x) (one product
-    /// per element, summed in 16-lane vectors); the error bound is that of a dot product of
-    /// length K over the dequantized weights.
-    /// Cost: 2·rows·columns FLOPs; reads rows·rowBytes + 4·columns bytes.
+    /// `workers`. Accumulation is per row in Float (per block Σ q·x, then scaled by d); the error
+    /// bound is that of a dot product of length K over the dequantized weights.
+    /// Scratch: columns + columns/32 floats. Cost: 2·rows·columns FLOPs; reads rows·rowBytes + 4·columns bytes.
     public static func gemv(_ type: GGMLType, w: UnsafeRawPointer, x: UnsafePointer<Float>,
                             y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, workers: Int? = nil) {
         precondition(supports(type), "QuantizedGEMV: \(type.name) is not supported (Q8_0, Q4_1)")
@@ -25,68 +30,163 @@ public enum QuantizedGEMV {
         let K = columns, blocks = K / 32
         let rowBytes = type.rowBytes(count: K)!
         let useful = max(1, rows * rowBytes / 65536)
-        switch type {
-        case .q8_0:
-            Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
-                for n in Parallel.range(ith, of: nth, count: rows) {
-                    y[n] = dotQ8_0(w + n * rowBytes, x, blocks)
-                }
-            }
-        case .q4_1:
-            Workspace.withScratch(floats: max(1, blocks)) { xsum in
-                for b in 0 ..< blocks {
-                    var s = SIMD16<Float>()
-                    s += UnsafeRawPointer(x + 32 * b).loadUnaligned(as: SIMD16<Float>.self)
-                    s += UnsafeRawPointer(x + 32 * b + 16).loadUnaligned(as: SIMD16<Float>.self)
-                    xsum[b] = s.sum()
-                }
+        Workspace.withScratch(floats: K + blocks + 16) { scratch in
+            let xp = scratch, xsum = scratch + K
+            permute(type, x, into: xp, sums: xsum, blocks: blocks)
+            switch type {
+            case .q8_0:
                 Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
-                    for n in Parallel.range(ith, of: nth, count: rows) {
-                        y[n] = dotQ4_1(w + n * rowBytes, x, xsum, blocks)
-                    }
+                    for n in Parallel.range(ith, of: nth, count: rows) { y[n] = dotQ8_0(w + n * rowBytes, xp, blocks) }
+                }
+            case .q4_1:
+                Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
+                    for n in Parallel.range(ith, of: nth, count: rows) { y[n] = dotQ4_1(w + n * rowBytes, xp, xsum, blocks) }
+                }
+            default:
+                preconditionFailure("unreachable")
+            }
+        }
+    }
+
+    /// x in the lane order the dot kernels extract quants in, plus per-block sums of x (Q4_1).
+    ///   Q8_0, block pair (2p, 2p+1): xp[64p + 16i + L] = x[32(2p + L/8) + 4(L%8) + i], byte i < 4, lane L < 16;
+    ///         odd last block b:      xp[32b + 8i + j]   = x[32b + 4j + i].
+    ///   Q4_1, block pair:            xp[64p + 8n + L]   = x[32(2p + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 8;
+    ///         odd last block b:      xp[32b + 4n + j]   = x[32b + 4j + n/2 + 16(n%2)].
+    static func permute(_ type: GGMLType, _ x: UnsafePointer<Float>, into xp: UnsafeMutablePointer<Float>,
+                        sums: UnsafeMutablePointer<Float>, blocks: Int) {
+        let pairs = blocks / 2
+        for b in 0 ..< blocks {
+            var s: Float = 0
+            for j in 0 ..< 32 { s += x[32 * b + j] }
+            sums[b] = s
+        }
+        if type == .q8_0 {
+            for p in 0 ..< pairs {
+                for i in 0 ..< 4 { for L in 0 ..< 16 { xp[64 * p + 16 * i + L] = x[32 * (2 * p + L / 8) + 4 * (L % 8) + i] } }
+            }
+            if blocks % 2 == 1 {
+                let b = blocks - 1
+                for i in 0 ..< 4 { for j in 0 ..< 8 { xp[32 * b + 8 * i + j] = x[32 * b + 4 * j + i] } }
+            }
+        } else {
+            for p in 0 ..< pairs {
+                for n in 0 ..< 8 {
+                    for L in 0 ..< 8 { xp[64 * p + 8 * n + L] = x[32 * (2 * p + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] }
                 }
             }
-        default:
-            preconditionFailure("unreachable")
+            if blocks % 2 == 1 {
+                let b = blocks - 1
+                for n in 0 ..< 8 { for j in 0 ..< 4 { xp[32 * b + 4 * n + j] = x[32 * b + 4 * j + n / 2 + 16 * (n % 2)] } }
+            }
         }
     }
 
-    @inline(__always)
-    static func loadX(_ x: UnsafePointer<Float>, _ i: Int) -> SIMD16<Float> {
-        UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+    /// fp16 block scale -> Float through the hardware conversion where the platform has one
+    /// (F16C `vcvtph2ps` on x86 builds for a CPU with it); exact for every finite value.
+    @inline(__always) static func scale(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
+        #if (arch(x86_64) && !os(macOS)) || arch(arm64)
+        return Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+        #else
+        return Dequantize.half(p, offset)
+        #endif
     }
 
-    /// Σ_b d_b · Σ_j q_bj · x_bj over one Q8_0 row.
+    @inline(__always) static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+    }
+
+    /// Signed byte at bit `shift` of every lane, as Float: (byte ^ 0x80) + 2^23 exactly, minus 2^23 + 128.
+    @inline(__always) static func int8Lanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
+        let bits = ((w &>> shift) & 0xFF) ^ 0x4B00_0080
+        return unsafeBitCast(bits, to: SIMD16<Float>.self) - 8_388_736
+    }
+    @inline(__always) static func int8Lanes(_ w: SIMD8<UInt32>, _ shift: UInt32) -> SIMD8<Float> {
+        let bits = ((w &>> shift) & 0xFF) ^ 0x4B00_0080
+        return unsafeBitCast(bits, to: SIMD8<Float>.self) - 8_388_736
+    }
+    /// Nibble at bit `shift` of every lane, as Float (0...15).
+    @inline(__always) static func nibbleLanes(_ w: SIMD8<UInt32>, _ shift: UInt32) -> SIMD8<Float> {
+        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
+        return unsafeBitCast(bits, to: SIMD8<Float>.self) - 8_388_608
+    }
+    @inline(__always) static func nibbleLanes(_ w: SIMD4<UInt32>, _ shift: UInt32) -> SIMD4<Float> {
+        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
+        return unsafeBitCast(bits, to: SIMD4<Float>.self) - 8_388_608
+    }
+
+    /// Σ_b d_b · Σ_j q_bj · x_bj over one Q8_0 row (two blocks per 16-lane step).
     @inline(__always)
-    static func dotQ8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ blocks: Int) -> Float {
+    static func dotQ8_0(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ blocks: Int) -> Float {
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        var p = row
-        for b in 0 ..< blocks {
-            let d = SIMD16<Float>(repeating: Dequantize.half(p, 0))
-            let q0 = Dequantize.float16((p + 2).loadUnaligned(as: SIMD16<Int8>.self))
-            let q1 = Dequantize.float16((p + 18).loadUnaligned(as: SIMD16<Int8>.self))
-            fmadd(&acc0, q0 * d, loadX(x, 32 * b))
-            fmadd(&acc1, q1 * d, loadX(x, 32 * b + 16))
-            p += 34
+        var pair = 0
+        while 2 * pair + 1 < blocks {
+            let p = row + 68 * pair, x = xp + 64 * pair
+            // Block 2p's quants are bytes 2..<34, block 2p+1's are 36..<68: one 8-lane half each.
+            let w = SIMD16(lowHalf: p.advanced(by: 2).loadUnaligned(as: SIMD8<UInt32>.self),
+                           highHalf: p.advanced(by: 36).loadUnaligned(as: SIMD8<UInt32>.self))
+            var s0 = int8Lanes(w, 0) * load16(x), s1 = int8Lanes(w, 8) * load16(x + 16)
+            fmadd(&s0, int8Lanes(w, 16), load16(x + 32))
+            fmadd(&s1, int8Lanes(w, 24), load16(x + 48))
+            let d = SIMD16(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 34)))
+            if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
+            pair += 1
         }
-        return (acc0 + acc1).sum()
+        var total = (acc0 + acc1).sum()
+        if blocks % 2 == 1 {
+            let b = blocks - 1
+            let p = row + 34 * b, x = xp + 32 * b
+            let w = p.advanced(by: 2).loadUnaligned(as: SIMD8<UInt32>.self)
+            var s = int8Lanes(w, 0) * load8(x)
+            fmadd(&s, int8Lanes(w, 8), load8(x + 8))
+            fmadd(&s, int8Lanes(w, 16), load8(x + 16))
+            fmadd(&s, int8Lanes(w, 24), load8(x + 24))
+            total += scale(p, 0) * s.sum()
+        }
+        return total
     }
 
-    /// Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) over one Q4_1 row.
+    /// Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) over one Q4_1 row (two blocks per 8-lane step).
     @inline(__always)
-    static func dotQ4_1(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+    static func dotQ4_1(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                         _ blocks: Int) -> Float {
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        // Lane blends as bit masks (`replacing(with:where:)` with a constant mask compiles to a loop;
+        // building the vector from two 4-lane halves made the compiler split all the arithmetic).
+        let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
+        let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         var mterm: Float = 0
-        var p = row
-        for b in 0 ..< blocks {
-            let d = SIMD16<Float>(repeating: Dequantize.half(p, 0))
-            mterm += Dequantize.half(p, 2) * xsum[b]
-            let q = Dequantize.bytes16(p + 4)
-            fmadd(&acc0, Dequantize.float16(q & 0x0F) * d, loadX(x, 32 * b))
-            fmadd(&acc1, Dequantize.float16(q &>> 4) * d, loadX(x, 32 * b + 16))
-            p += 20
+        var pair = 0
+        while 2 * pair + 1 < blocks {
+            let p = row + 40 * pair, x = xp + 64 * pair
+            // Block 2p's nibbles are bytes 4..<20, block 2p+1's are 24..<40.
+            let w = (p.advanced(by: 4).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
+                | (p.advanced(by: 8).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
+            var s0 = nibbleLanes(w, 0) * load8(x), s1 = nibbleLanes(w, 4) * load8(x + 8)
+            fmadd(&s0, nibbleLanes(w, 8), load8(x + 16)); fmadd(&s1, nibbleLanes(w, 12), load8(x + 24))
+            fmadd(&s0, nibbleLanes(w, 16), load8(x + 32)); fmadd(&s1, nibbleLanes(w, 20), load8(x + 40))
+            fmadd(&s0, nibbleLanes(w, 24), load8(x + 48)); fmadd(&s1, nibbleLanes(w, 28), load8(x + 56))
+            let d = loF * scale(p, 0) + hiF * scale(p, 20)
+            if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
+            mterm += scale(p, 2) * xsum[2 * pair] + scale(p, 22) * xsum[2 * pair + 1]
+            pair += 1
         }
-        return (acc0 + acc1).sum() + mterm
+        var total = (acc0 + acc1).sum()
+        if blocks % 2 == 1 {
+            let b = blocks - 1
+            let p = row + 20 * b, x = xp + 32 * b
+            let w = p.advanced(by: 4).loadUnaligned(as: SIMD4<UInt32>.self)
+            var s = nibbleLanes(w, 0) * load4(x)
+            for n in 1 ..< 8 { fmadd(&s, nibbleLanes(w, UInt32(4 * n)), load4(x + 4 * n)) }
+            total += scale(p, 0) * s.sum()
+            mterm += scale(p, 2) * xsum[b]
+        }
+        return total + mterm
     }
 }

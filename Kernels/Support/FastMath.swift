@@ -16,7 +16,9 @@ public enum FastMath {
 
 
 /// e^x for every lane of `x` (see `FastMath` for accuracy and range).
-@inline(__always)
+/// `@_transparent` because `@inline(__always)` left it an out-of-line call whose 16-lane
+/// argument crosses the call in four xmm registers.
+@_transparent
 public func vexp(_ x: VFloat) -> VFloat {
     let lo = VFloat(repeating: -87), hi = VFloat(repeating: 88)
     let underflow = x .< lo
@@ -65,6 +67,8 @@ public func fastExp(_ x: Float) -> Float {
     vexp(VFloat(repeating: x))[0]
 }
 
-/// Horizontal maximum of a vector.
-@inline(__always)
-public func hmax(_ v: VFloat) -> Float { v.max() }
+/// Lane-wise maximum. The standard library's `pointwiseMax` applies `Swift.max` lane by lane
+/// (NaN rules) and stays a scalar loop inside reductions; a compare-and-select is one `vmaxps`-like
+/// blend. NaN in `b` is ignored, NaN in `a` is kept.
+@_transparent
+public func vmax(_ a: VFloat, _ b: VFloat) -> VFloat { a.replacing(with: b, where: b .> a) }

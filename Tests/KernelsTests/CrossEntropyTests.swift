@@ -115,6 +115,29 @@ final class CrossEntropyTests: XCTestCase {
         }
     }
 
+    /// Later vocabulary chunks whose logits jump far above the running shift (by 30: summed with the
+    /// old shift; by 75 and 200: past `shiftSlack`, and 200 past exp's range) and a row whose logits fall.
+    func testCrossEntropyLossesStableAcrossLargeLogitJumps() {
+        let (N, V, C) = (3, 20, 4)
+        var h = [Float](repeating: 0, count: N * C), w = [Float](repeating: 0, count: V * C)
+        for t in 0 ..< N { h[t * C] = 1; h[t * C + 1] = Float(t) }
+        let offsets: [Float] = [0, 30, 75, 200]
+        for v in 0 ..< V {
+            w[v * C] = offsets[v / 5] + Float(v % 5) * 0.25
+            w[v * C + 1] = -offsets[v / 5] * 0.75   // row t = 2 sees falling logits
+        }
+        let p = Problem(N: N, V: V, C: C, hidden: h, weight: w, targets: [3, 17, 9], weights: nil)
+        let ref = CrossEntropy.lossesReference(hidden: h.doubles, weight: w.doubles, targets: p.targets, tokens: N, vocab: V, channels: C)
+        let eps = Double(Float.ulpOfOne)
+        for (dh, dw) in [(false, false), (true, false), (true, true)] {
+            let (losses, _, _) = run(p, dhidden: dh, dweight: dw, vocabChunk: 5, tokenBlock: 2)
+            assertWithinBound(losses, ref, "ce jumps dhidden=\(dh) dweight=\(dw)", bound: { t in
+                FastMath.expMaxRelativeError * 2 + Double(V + 8) * eps * (1 + 400)
+            })
+            XCTAssertTrue(losses.allSatisfy(\.isFinite))
+        }
+    }
+
     func testCrossEntropyReductionWeights() {
         // Two sequences: lengths 3 and 4; the first has 2 counted tokens, the second 1.
         let ig = CrossEntropy.defaultIgnoreIndex

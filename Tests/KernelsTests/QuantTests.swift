@@ -216,7 +216,7 @@ final class QuantTests: XCTestCase {
     func testQuantizedGEMVMatchesDequantizedReference() {
         var rng = SeededRNG(seed: 85)
         for t in [GGMLType.q8_0, .q4_1] {
-            for (N, K) in [(1, 32), (3, 64), (17, 576), (5, 96)] {
+            for (N, K) in [(1, 32), (3, 64), (17, 576), (5, 96), (2, 160), (3, 224), (2, 256)] {
                 let wf = normalFloats(N * K, &rng), x = normalFloats(K, &rng)
                 let bytes = Quantize.bytes(t, wf)
                 let deq = dequant(t, bytes, count: N * K)
