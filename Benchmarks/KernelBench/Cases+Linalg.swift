@@ -13,11 +13,18 @@ private func embeddingLike(_ n: Int, _ d: Int, salt: Int) -> Buffer {
     return x
 }
 
-/// Exact top singular values of the centred matrix: the covariance path when d is moderate,
-/// else a heavily oversampled, heavily iterated randomized SVD (p = 60, q = 12).
+/// Exact top singular values of the centred matrix: when d is moderate, the scatter of the
+/// explicitly centred rows (centred in Double, so no cancellation) accumulated with 32-row Float
+/// blocks, then the Double eigensolver; else a heavily oversampled, heavily iterated randomized
+/// SVD (p = 60, q = 12).
 private func referenceSigma(_ x: Buffer, _ n: Int, _ d: Int, _ k: Int) -> [Double] {
     let src = MatrixRows(x.p, rows: n, cols: d)
-    if d <= 1024 { return CovarianceStats(src).principalComponents(k).singularValues }
+    if d <= 1024 {
+        var mu = [Double](repeating: 0, count: d)
+        for i in 0 ..< n { for t in 0 ..< d { mu[t] += Double(x.p[i * d + t]) } }
+        let xc = Buffer(n * d) { Float(Double(x.p[$0]) - mu[$0 % d] / Double(n)) }
+        return CovarianceStats(MatrixRows(xc.p, rows: n, cols: d), blockRows: 32).principalComponents(k).singularValues
+    }
     var o = RandomizedSVD.Options(rank: k)
     o.oversampling = 60; o.powerIterations = 12
     return RandomizedSVD.compute(src, options: o).components.singularValues

@@ -5,7 +5,8 @@ import Foundation
 ///
 ///   Ω ~ N(0,1)^(d x l), l = k + p           (seeded, `GaussianStream`)
 ///   Y = A Ω = X Ω - 1(μᵀΩ);  Q = orth(Y)     (pass over X; CholeskyQR2, see `TallQR`)
-///   repeat q times:  Z = orth(AᵀQ),  Q = orth(A Z)    (two passes each; AᵀQ = XᵀQ - μ(1ᵀQ))
+///   repeat q times:  Z = orth(AᵀQ),  Q = orth(A Z)    (two passes each; AᵀQ = XᵀQ - μ(1ᵀQ);
+///                    here orth is one CholeskyQR round, falling back to the full path)
 ///   B = QᵀA (l x d, one pass);  Bᵀ = U Σ Wᵀ by Householder QR + one-sided Jacobi in Double
 ///   right singular vectors of A ≈ U[:, 0..<k], singular values Σ[0..<k]; left ≈ Q W.
 ///
@@ -42,7 +43,8 @@ public enum RandomizedSVD {
         public var components: PrincipalComponents
         /// Uᵀ (k x n row-major) when `computeLeft`, else empty.
         public var left: [Float]
-        /// The orthonormalisation used at each step ("choleskyQR2", "shiftedCholeskyQR3", "householder").
+        /// The orthonormalisation used at each step ("choleskyQR" between power iterations,
+        /// "choleskyQR2", "shiftedCholeskyQR3", "householder").
         public var orthonormalizations: [String]
         /// All l = k + p computed singular values (the last p are less accurate).
         public var allSingularValues: [Double]
@@ -91,9 +93,9 @@ public enum RandomizedSVD {
             }
             if options.centre { subtractRowTimesMean(Yt, Om, l, n, d, mu) }
             for _ in 0 ..< options.powerIterations {
-                methods.append(TallQR.orthonormalizeRows(Yt, rows: l, length: n, scratch: S, workers: workers).rawValue)
+                methods.append(TallQR.orthonormalizeRows(Yt, rows: l, length: n, scratch: S, precise: false, workers: workers).rawValue)
                 applyXT(source, Yt, l, n, into: Zt, qRows: S, centre: options.centre, mu: mu, workers: workers)
-                methods.append(TallQR.orthonormalizeRows(Zt, rows: l, length: d, scratch: S, workers: workers).rawValue)
+                methods.append(TallQR.orthonormalizeRows(Zt, rows: l, length: d, scratch: S, precise: false, workers: workers).rawValue)
                 mu.withUnsafeBufferPointer { mp in
                     applyX(source, Zt, l, into: Yt, mu: options.centre ? mp.baseAddress! : nil, chunkRows: .max, workers: workers) { _, _, _ in }
                 }

@@ -111,9 +111,13 @@ package enum RowDots {
         store4(x, mu, v, d, dv, a0, a1, a2, a3, out, cs)
     }
 
-    /// Pairwise horizontal sum (fixed order, so every kernel reduces identically).
+    /// Lane reduction by halves (a fixed order, so every kernel reduces identically).
     @inline(__always)
-    static func hsum(_ a: VFloat) -> Float { a.sum() }
+    static func hsum(_ a: SIMD16<Float>) -> Float { hsum(a.lowHalf + a.highHalf) }
+    @inline(__always)
+    static func hsum(_ a: SIMD8<Float>) -> Float { hsum(a.lowHalf + a.highHalf) }
+    @inline(__always)
+    static func hsum(_ a: SIMD4<Float>) -> Float { let b = a.lowHalf + a.highHalf; return b[0] + b[1] }
 
     @inline(__always)
     static func tail(_ x: UnsafePointer<Float>, _ mu: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ from: Int, _ d: Int,

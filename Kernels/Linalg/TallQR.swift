@@ -10,17 +10,25 @@ import Foundation
 /// 2020: chol(G + s·I) with s = 1e-6·trace(G), then two plain rounds); when a factorisation
 /// still fails (numerically rank-deficient X) it falls back to Householder QR in Double.
 package enum TallQR {
-    package enum Method: String { case choleskyQR2, shiftedCholeskyQR3, householder }
+    package enum Method: String { case choleskyQR, choleskyQR2, shiftedCholeskyQR3, householder }
 
     /// Orthonormalises the `l` rows of `x` (l x length, row stride `length`) in place, spanning
     /// the same subspace (up to rounding). `scratch` must hold l x length floats.
     /// Cost: about 4·l²·length flops through GEMM (CholeskyQR2), 4·l²·length in Double (fallback).
+    /// With `precise == false` (the power iterations, which only need a well-conditioned basis of
+    /// the same span) a single CholeskyQR round is used when its Cholesky factorisation succeeds
+    /// (orthogonality error about kappa²·eps), else the full path.
     @discardableResult
     package static func orthonormalizeRows(_ x: UnsafeMutablePointer<Float>, rows l: Int, length: Int,
-                                           scratch: UnsafeMutablePointer<Float>, workers: Int? = nil) -> Method {
+                                           scratch: UnsafeMutablePointer<Float>, precise: Bool = true,
+                                           workers: Int? = nil) -> Method {
         precondition(l >= 1 && length >= l, "TallQR: needs length >= rows >= 1 (rows \(l), length \(length))")
         var g = [Double](repeating: 0, count: l * l)
         gram(x, rows: l, length: length, into: &g, workers: workers)
+        if !precise, let r = cholesky(g, l) {
+            applyInverse(r, l, from: x, to: x, length: length, workers: workers)
+            return .choleskyQR
+        }
         if let r = cholesky(g, l) {
             applyInverse(r, l, from: x, to: scratch, length: length, workers: workers)
             gram(scratch, rows: l, length: length, into: &g, workers: workers)
@@ -93,7 +101,7 @@ package enum TallQR {
     }
 
     /// dst = R⁻ᵀ · src (l x length), i.e. Qᵀ = R⁻ᵀ Xᵀ.
-    static func applyInverse(_ r: [Double], _ l: Int, from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>,
+    static func applyInverse(_ r: [Double], _ l: Int, from src: UnsafeMutablePointer<Float>, to dst: UnsafeMutablePointer<Float>,
                              length: Int, workers: Int?) {
         // Rinv (upper) by back substitution, column by column; W = Rinvᵀ (lower), row-major.
         var rinv = [Double](repeating: 0, count: l * l)

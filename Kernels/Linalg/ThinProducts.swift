@@ -111,7 +111,9 @@ package enum ThinProducts {
     }
 
     /// dst (l x len) = W · src for a lower-triangular l x l `w` (row-major): the triangular
-    /// multiply of CholeskyQR. Parallel over column chunks (bitwise identical for any `workers`).
+    /// multiply of CholeskyQR. `dst` may alias `src` (rows are produced from the last to the
+    /// first, and row i only reads rows <= i). Parallel over column chunks (bitwise identical
+    /// for any `workers`).
     package static func lowerTimes(_ w: UnsafePointer<Float>, _ l: Int, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
                                    length len: Int, workers: Int?) {
         let width = 2 * vLanes
@@ -123,7 +125,7 @@ package enum ThinProducts {
             for c in Parallel.range(ith, of: nth, count: chunks) {
                 let col = c * width
                 if col + width <= len {
-                    for i in 0 ..< l {
+                    for i in stride(from: l - 1, through: 0, by: -1) {
                         var a = VFloat(), b = VFloat()
                         for j in 0 ... i {
                             let s = VFloat(repeating: w[i * l + j])
@@ -132,7 +134,7 @@ package enum ThinProducts {
                         vstore(a, dst + i * len, col); vstore(b, dst + i * len, col + vLanes)
                     }
                 } else {
-                    for i in 0 ..< l {
+                    for i in stride(from: l - 1, through: 0, by: -1) {
                         for t in col ..< len {
                             var a: Float = 0
                             for j in 0 ... i { a += w[i * l + j] * src[j * len + t] }

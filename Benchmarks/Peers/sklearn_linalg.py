@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Peer for kernel-bench's linalg cases: scikit-learn randomized_svd, numpy exact SVD, numpy scoring.
+
+usage: sklearn_linalg.py --ours OURS.json --out PEER.json [--min-time 0.5]
+
+Re-runs the `rsvd`, `cov-accumulate` and `proj-score` cases of OURS.json on the same matrices
+(the generator below reproduces Benchmarks/KernelBench/Cases+Linalg.swift `embeddingLike`):
+  rsvd           sklearn.utils.extmath.randomized_svd(X - X.mean(0), k, n_oversamples=p, n_iter=q,
+                 random_state=0); the centring is timed too (our rSVD centres implicitly). Also
+                 records "svd-exact" (numpy.linalg.svd of the centred float32 matrix, top-10 kept)
+                 for d <= 1024. relErr = max_j |s_j - exact_j| / exact_j over the top k, with the
+                 exact values from float64 eigh of the centred scatter.
+  cov-accumulate X.T @ X and X.sum(0) in float32 (numpy may use syrk: half the flops).
+  proj-score     (((X - mu) @ V) ** 2 * w).sum(1), V d x k.
+Each thread count runs in a child process with OPENBLAS_NUM_THREADS (and threadpoolctl) set and
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Installs nothing: exits 0 with
+"skipped: scikit-learn not installed" when sklearn is missing.
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+NAMES = ("rsvd", "cov-accumulate", "proj-score")
+PARAMS = ("n", "d", "k", "p", "q")
+
+
+def noise(i, salt):
+    """Bench `noise(i, salt)`: splitmix-style hash of i to a float32 in [-1, 1)."""
+    import numpy as np
+    i = np.asarray(i, dtype=np.uint64)
+    z = i * np.uint64(2654435761) + np.uint64(salt * 40503)
+    z = (z ^ (z >> np.uint64(33))) * np.uint64(0xff51afd7ed558ccd)
+    z = (z ^ (z >> np.uint64(33))) * np.uint64(0xc4ceb9fe1a85ec53)
+    return ((z >> np.uint64(40)).astype(np.float32) / np.float32(1 << 23) - np.float32(1)).astype(np.float32)
+
+
+def embedding_like(n, d, salt):
+    import numpy as np
+    r = 40
+    a = noise(np.arange(n * r), salt).reshape(n, r)
+    idx = np.arange(r * d)
+    b = (noise(idx, salt + 1) * (0.85 ** (idx // d)).astype(np.float32) * np.float32(3)).reshape(r, d).astype(np.float32)
+    x = a @ b
+    flat = np.arange(n * d)
+    x += (np.float32(0.05) * noise(flat, salt + 2) + np.float32(0.5) * noise(flat % d, salt + 3)).reshape(n, d)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def timeit(fn, min_time):
+    for _ in range(2):
+        fn()
+    samples, start = [], time.perf_counter()
+    while len(samples) < 5 or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def child(cases, min_time):
+    import numpy as np
+    from sklearn.utils.extmath import randomized_svd
+    out, exact_cache = [], {}
+
+    def exact_top(x, k):
+        key = (x.shape, float(x[0, 0]))
+        if key not in exact_cache:
+            xc = x.astype(np.float64) - x.astype(np.float64).mean(0)
+            w = np.linalg.eigvalsh(xc.T @ xc)[::-1]
+            exact_cache[key] = np.sqrt(np.maximum(w, 0))
+        return exact_cache[key][:k]
+
+    def record(case, samples, flops, nbytes, extra=None, name=None):
+        med = statistics.median(samples)
+        r = {key: case[key] for key in PARAMS if key in case}
+        r.update(name=name or case["name"], threads=case["threads"], iterations=len(samples),
+                 minNs=int(min(samples) * 1e9), medianNs=int(med * 1e9),
+                 gflops=round(flops / med / 1e9, 2), gbps=round(nbytes / med / 1e9, 2))
+        r.update(extra or {})
+        out.append(r)
+
+    for case in cases:
+        n, d = case["n"], case["d"]
+        if case["name"] == "rsvd":
+            k, p, q = case["k"], case["p"], case["q"]
+            x = embedding_like(n, d, 11)
+            run = lambda: randomized_svd(x - x.mean(0), k, n_oversamples=p, n_iter=q, random_state=0)
+            _, s, _ = run()
+            ex = exact_top(x, k)
+            rel = float(np.max(np.abs(s[:k] - ex) / ex))
+            record(case, timeit(run, min_time), (2 * q + 2) * 2.0 * n * d * (k + p), (2 * q + 2) * 4.0 * n * d, {"relErr": rel})
+            if d <= 1024 and q == 2:
+                def svd():
+                    return np.linalg.svd(x - x.mean(0), full_matrices=False, compute_uv=True)
+                _, s2, _ = svd()
+                rel2 = float(np.max(np.abs(s2[:k] - ex) / ex))
+                record(case, timeit(svd, min(min_time, 0.1)), 0, 4.0 * n * d, {"relErr": rel2}, name="svd-exact")
+        elif case["name"] == "cov-accumulate":
+            x = embedding_like(n, d, 21)
+            run = lambda: (x.T @ x, x.sum(0, dtype=np.float64))
+            record(case, timeit(run, min_time), 2.0 * n * d * d, 4.0 * n * d)
+        elif case["name"] == "proj-score":
+            k = case["k"]
+            x = embedding_like(n, d, 31)
+            mu = (noise(np.arange(d), 32) * np.float32(0.5)).astype(np.float32)
+            v = np.linalg.qr(np.random.default_rng(0).standard_normal((d, k)))[0].astype(np.float32)
+            w = np.arange(1, k + 1, dtype=np.float32)
+            run = lambda: (((x - mu) @ v) ** 2 * w).sum(1)
+            record(case, timeit(run, min_time), 2.0 * n * d * k, 4.0 * n * d)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    ours = json.load(open(args.ours))
+    cases = [r for r in ours["results"] if r["name"] in NAMES]
+    if args.child:
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"])):
+            json.dump(child(cases, args.min_time), sys.stdout)
+        return
+    try:
+        import numpy as np
+        import sklearn
+        import threadpoolctl  # noqa: F401
+    except ImportError as e:
+        print(f"sklearn_linalg: skipped: scikit-learn not installed ({e.name} missing)")
+        return
+    results = []
+    for threads in sorted({c["threads"] for c in cases}):
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env["OPENBLAS_NUM_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = str(threads)
+        mine = [c for c in cases if c["threads"] == threads]
+        tmp = args.out + f".cases{threads}.json"
+        with open(tmp, "w") as f:
+            json.dump({"results": mine}, f)
+        print(f"sklearn_linalg: {len(mine)} cases with {threads} threads", file=sys.stderr)
+        proc = subprocess.run([sys.executable, __file__, "--child", "--ours", tmp, "--out", "-",
+                               "--min-time", str(args.min_time)], env=env, capture_output=True, text=True)
+        os.unlink(tmp)
+        if proc.returncode != 0:
+            sys.exit(f"sklearn_linalg: child failed:\n{proc.stderr}")
+        results += json.loads(proc.stdout)
+    config = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+    blas = config.get("Build Dependencies", {}).get("blas", {}) if isinstance(config, dict) else {}
+    doc = {"tool": "scikit-learn",
+           "version": f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, {blas.get('name', '?')} {blas.get('version', '')}".strip(),
+           "results": results}
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    print(f"sklearn_linalg: wrote {len(results)} results to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
