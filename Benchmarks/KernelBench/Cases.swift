@@ -3,4 +3,5 @@
 func allCases(quick: Bool) -> [BenchCase] {
     gemmCases(quick: quick)
         + streamCases(quick: quick)
+        + attentionCases(quick: quick)
 }

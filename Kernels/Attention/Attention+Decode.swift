@@ -57,7 +57,7 @@ extension Attention {
                         while j + vLanes <= n {
                             let p = vexp2(vload(row, j) + shift)
                             vstore(p, row, j)
-                            sum += p.sum()
+                            sum += horizontalSum(p)
                             j += vLanes
                         }
                         while j < n { row[j] = exp2(row[j] - m); sum += row[j]; j += 1 }
@@ -105,7 +105,7 @@ extension Attention {
             fmadd(&s0, vload(a, d), vload(b, d))
             d += vLanes
         }
-        var total = ((s0 + s1) + (s2 + s3)).sum()
+        var total = horizontalSum((s0 + s1) + (s2 + s3))
         while d < n { total += a[d] * b[d]; d += 1 }
         return total
     }

@@ -13,6 +13,15 @@ public typealias VFloat = SIMD8<Float>
 public typealias VFloat = SIMD4<Float>
 #endif
 
+/// The integer vector with as many lanes as `VFloat` (bit manipulation of floats).
+#if KERNELS_AVX512
+public typealias VInt32 = SIMD16<Int32>
+#elseif KERNELS_FMA || arch(arm64)
+public typealias VInt32 = SIMD8<Int32>
+#else
+public typealias VInt32 = SIMD4<Int32>
+#endif
+
 /// Lanes in `VFloat`.
 public let vLanes = VFloat.scalarCount
 
