@@ -96,8 +96,9 @@ public enum Attention {
             let cols = (nc + CW - 1) / CW * CW
             // S = Q Kᵀ (raw dot products) for the valid column blocks.
             let kTile = kT + j0 * D
-            for p in 0 ..< panels {
-                for cb in stride(from: 0, to: cols, by: CW) {
+            // Column strip outer: one D x CW strip of Kᵀ stays in L1 while the Q panels stream.
+            for cb in stride(from: 0, to: cols, by: CW) {
+                for p in 0 ..< panels {
                     tile(kc: D, a: qs + p * R * D, rs: 1, ks: R, b: kTile + cb, ldb: bs,
                          c: sc + p * R * bs + cb, ldc: bs, accumulate: false)
                 }
@@ -144,8 +145,8 @@ public enum Attention {
             }
             // O += P V over the valid keys.
             let vTile = vP + j0 * Dv
-            for p in 0 ..< panels {
-                for cb in stride(from: 0, to: Dv, by: CW) {
+            for cb in stride(from: 0, to: Dv, by: CW) {
+                for p in 0 ..< panels {
                     tile(kc: nc, a: sc + p * R * bs, rs: bs, ks: 1, b: vTile + cb, ldb: Dv,
                          c: o + p * R * Dv + cb, ldc: Dv, accumulate: true)
                 }
