@@ -199,7 +199,7 @@ final class AttentionTests: XCTestCase {
                 XCTAssertEqual(pr.backward(dout: dout, out: out1, lse: lse1, workers: w), grad1, "backward differs with \(w) workers")
             }
         }
-        let (cache, q, lengths) = decodeCase(lengths: [5, 70, 1], heads: 4, kvHeads: 2, headDim: 8)
+        let (cache, q, lengths) = decodeCase(lengths: [5, Attention.decodeChunk + 70, 1], heads: 4, kvHeads: 2, headDim: 8)
         let one = decode(cache: cache, q: q, lengths: lengths, heads: 4, kvHeads: 2, headDim: 8, workers: 1)
         for w in [2, 3] {
             XCTAssertEqual(decode(cache: cache, q: q, lengths: lengths, heads: 4, kvHeads: 2, headDim: 8, workers: w), one, "decode differs with \(w) workers")
@@ -338,8 +338,10 @@ final class AttentionTests: XCTestCase {
     }
 
     func testDecodeMatchesLastRowOfFullForward() {
-        for (heads, kvHeads, D) in [(4, 2, 8), (3, 1, 5), (2, 2, 64)] {
-            let lengths = [1, 17, 70]
+        let chunk = Attention.decodeChunk
+        let configs: [(Int, Int, Int, [Int])] = [(4, 2, 8, [1, 17, 70]), (3, 1, 5, [1, 17, 70]), (2, 2, 64, [70]),
+                                                 (2, 1, 4, [chunk + 1, 1, 2 * chunk + 37])]
+        for (heads, kvHeads, D, lengths) in configs {
             let (cache, q, _) = decodeCase(lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D)
             let got = decode(cache: cache, q: q, lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D, workers: 2)
             let maxTokens = lengths.max()! + 2, ldkv = 2 * kvHeads * D + 1
