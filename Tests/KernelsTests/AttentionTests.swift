@@ -309,6 +309,33 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Release builds only (debug SIMD is ~100x slower): head dims 64 and 128 over several tiles,
+    /// forward and both backward modes against the Double references.
+    func testLargeShapesMatchReferenceInReleaseBuilds() throws {
+        try XCTSkipUnless(isReleaseBuild, "large attention shapes run in release builds (swift test -c release)")
+        for (lengths, heads, kvHeads, D, causal) in [([200, 67], 4, 2, 64, true), ([130], 4, 2, 128, false)] {
+            let pr = Problem(lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D, causal: causal, lead: 1, seed: 23)
+            checkForward(pr, workers: 2)
+            var rng = SeededRNG(seed: 24)
+            let hd = heads * D, hkd = kvHeads * D
+            let dout = uniformFloats(pr.tokens * hd, &rng)
+            let (out, lse) = pr.forward()
+            let x = pr.qkv.map(Double.init)
+            let ref = Attention.backwardReference(dout: dout.map(Double.init), q: x, ldq: pr.ld, k: Array(x[pr.kOffset...]), ldk: pr.ld,
+                                                  v: Array(x[pr.vOffset...]), ldv: pr.ld, sequenceStarts: pr.starts, heads: heads,
+                                                  kvHeads: kvHeads, headDim: D, causal: causal)
+            let T = Double(lengths.max()!), G = Double(heads / kvHeads), Dd = Double(D)
+            let bound = 8 * (T * G + Dd) * eps * (1 + Dd.squareRoot())
+            withBothBackwardModes { mode in
+                let got = pr.backward(dout: dout, out: out, lse: lse, workers: 2)
+                let what = "large backward \(mode) \(lengths) H=\(heads)/\(kvHeads) D=\(D) causal=\(causal)"
+                assertWithinBound(pr.sequenceRows(width: hd, stride: pr.ld).map { got[$0] }, pr.sequenceRows(width: hd).map { ref.dq[$0] }, what + " dq", bound: { _ in bound })
+                assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.kOffset).map { got[$0] }, pr.sequenceRows(width: hkd).map { ref.dk[$0] }, what + " dk", bound: { _ in bound })
+                assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.vOffset).map { got[$0] }, pr.sequenceRows(width: hkd).map { ref.dv[$0] }, what + " dv", bound: { _ in bound })
+            }
+        }
+    }
+
     // MARK: - Padding invariance
 
     /// A sequence's outputs and gradients do not depend on the other sequences of the batch
