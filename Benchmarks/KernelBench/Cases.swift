@@ -3,6 +3,7 @@
 func allCases(quick: Bool) -> [BenchCase] {
     gemmCases(quick: quick)
         + streamCases(quick: quick)
-        + linalgCases(quick: quick)
         + layersCases(quick: quick)
+        + attentionCases(quick: quick)
+        + linalgCases(quick: quick)
 }

@@ -10,14 +10,18 @@ extension Attention {
     /// heads·D), `dk`/`dv` (tokens, ≥ kvHeads·D); `out` and `lse` are what `forward` returned for
     /// the same q, k, v, mask and scale.
     /// Contract: ACCUMULATES (+=) into dq, dk, dv (only the columns and rows of the sequences);
-    /// they must not alias each other or any input (dk and dv may be views into one fused dqkv
-    /// buffer with dq). Two deterministic passes: dK/dV over (sequence, kv head, 64-key tile)
-    /// tasks that loop over every query of the group's heads, then dQ over (sequence, head,
-    /// 64-query tile) tasks; every element is owned by one task, so results are bitwise
-    /// identical for any `workers`. Scratch: packed copies of Q, dO (heads·tokens·D each) and
-    /// K, Kᵀ, Vᵀ (kvHeads·tokens·D each) from `Workspace`.
-    /// Cost: counted as 2.5x forward, 10·D·H·Σ T² FLOPs non-causal (half causal); executed
-    /// 14·D·H·Σ T² (S and dP are recomputed in the dQ pass), H·Σ T²·2 exponentials.
+    /// they must not alias each other or any input (they may be views into one fused dqkv buffer).
+    /// Threading, deterministic either way (every element owned by one task, partial sums added
+    /// in a fixed order), so results are bitwise identical for any `workers`:
+    /// - kvHeads ≥ `fusedBackwardMinimumKVHeads` (3): one pass over (sequence, kv head) tasks, each
+    ///   looping key tiles x query tiles of the group's heads; dQ is accumulated in scratch rows
+    ///   owned by the task and added to `dq` at the end.
+    /// - fewer kv heads: dK/dV over (sequence, kv head, 64-key tile) tasks that loop over every
+    ///   query of the group, then dQ over (sequence, head, 64-query tile) tasks (S and dP recomputed).
+    /// Scratch (from `Workspace`): packed Q, dO (and dQ when fused), heads·tokens·D each, and K, Kᵀ,
+    /// Vᵀ, kvHeads·tokens·D each.
+    /// Cost: counted as 2.5x forward, 10·D·H·Σ T² FLOPs non-causal (half causal); executed 10·
+    /// (fused) or 14· (two passes), plus H·Σ T² exponentials per pass.
     /// Reference: Dao 2023, FlashAttention-2, Algorithm 2; `backwardReference`.
     public static func backward(dq: UnsafeMutablePointer<Float>, lddq: Int,
                                 dk: UnsafeMutablePointer<Float>, lddk: Int,
@@ -39,7 +43,11 @@ extension Attention {
         let packed = 2 * qFloats + kvFloats * (2 * D + Dv) + 2 * heads * PT
         let perWorker = 2 * bs * Dv + 2 * bs * bs
         let nth = Parallel.resolve(workers)
-        Workspace.withScratch(floats: packed + nth * perWorker) { ws in
+        // Fused single pass when there are enough kv heads to share out; the choice depends on
+        // kvHeads only (never on `workers` or the batch), so a sequence's gradients are bitwise
+        // the same whatever else is in the batch.
+        let fused = kvHeads >= fusedBackwardMinimumKVHeads
+        Workspace.withScratch(floats: packed + nth * perWorker + (fused ? qFloats : 0)) { ws in
             let qP = ws, oP = qP + qFloats, kT = oP + qFloats, vT = kT + kvFloats * D, kP = vT + kvFloats * D
             let lse2 = kP + kvFloats * Dv, delta = lse2 + heads * PT
             packRows(qP, q, ld: ldq, plan: plan, heads: heads, headDim: D, stride: Dv, workers: workers)
@@ -70,46 +78,93 @@ extension Attention {
             let ctx = BackwardContext(qP: qP, oP: oP, kT: kT, vT: vT, kP: kP, lse2: lse2, delta: delta,
                                       paddedTokens: PT, headDim: D, causal: causal, c: c)
 
+            // dK, dV of key tile `ti` and kv head `g`, looping over every visible query tile of the
+            // group's heads; with `dQall`, also dQ += dS K into the (head, padded token) rows there.
+            func keyTile(_ ti: Int, _ g: Int, scratch: UnsafeMutablePointer<Float>, dQall: UnsafeMutablePointer<Float>?) {
+                let dKacc = scratch, dVacc = dKacc + bs * Dv, sc = dVacc + bs * Dv, dp = sc + bs * bs
+                let (s, j0, nc) = plan.tile(ti)
+                let firstTile = plan.padStarts[s] / bs, len = plan.length(s)
+                let keyPanels = (nc + tileRows - 1) / tileRows
+                dKacc.update(repeating: 0, count: bs * Dv)
+                dVacc.update(repeating: 0, count: bs * Dv)
+                let kvAt = g * PT + ti * bs
+                for h in g * G ..< (g + 1) * G {
+                    let firstQuery = causal ? j0 / bs : 0
+                    for qt in firstQuery ..< (len + bs - 1) / bs {
+                        let i0 = qt * bs, nr = min(bs, len - i0), qAt = h * PT + (firstTile + qt) * bs
+                        ctx.scoresAndGradients(qAt: qAt, kvAt: kvAt, i0: i0, rows: nr, j0: j0, keys: nc, p: sc, ds: dp)
+                        // dV += Pᵀ dO  (forward: O = P V)
+                        // dK += dSᵀ Q  (forward: S = Q Kᵀ; the scale is applied once at the end)
+                        for cb in stride(from: 0, to: Dv, by: tileColumns) {
+                            for jp in 0 ..< keyPanels {
+                                tile(kc: nr, a: sc + jp * tileRows, rs: 1, ks: bs, b: oP + qAt * Dv + cb, ldb: Dv,
+                                     c: dVacc + jp * tileRows * Dv + cb, ldc: Dv, accumulate: true)
+                            }
+                            for jp in 0 ..< keyPanels {
+                                tile(kc: nr, a: dp + jp * tileRows, rs: 1, ks: bs, b: qP + qAt * Dv + cb, ldb: Dv,
+                                     c: dKacc + jp * tileRows * Dv + cb, ldc: Dv, accumulate: true)
+                            }
+                        }
+                        // dQ += dS K  (forward: S = Q Kᵀ)
+                        if let dQall {
+                            let panels = (nr + tileRows - 1) / tileRows
+                            for cb in stride(from: 0, to: Dv, by: tileColumns) {
+                                for p in 0 ..< panels {
+                                    tile(kc: nc, a: dp + p * tileRows * bs, rs: bs, ks: 1, b: kP + kvAt * Dv + cb, ldb: Dv,
+                                         c: dQall + qAt * Dv + p * tileRows * Dv + cb, ldc: Dv, accumulate: true)
+                                }
+                            }
+                        }
+                    }
+                }
+                let row0 = plan.starts[s] + j0
+                for j in 0 ..< nc {
+                    let dkRow = dk + (row0 + j) * lddk + g * D, dvRow = dv + (row0 + j) * lddv + g * D
+                    for d in 0 ..< D {
+                        dkRow[d] += scaleValue * dKacc[j * Dv + d]
+                        dvRow[d] += dVacc[j * Dv + d]
+                    }
+                }
+            }
+
+            if fused {
+                // One pass over (sequence, kv head) tasks: each owns dK, dV of its kv head and dQ of
+                // the group's heads, accumulated over key tiles in order.
+                let dQall = ws + packed + nth * perWorker
+                var order = (0 ..< plan.sequences).filter { plan.length($0) > 0 }
+                order.sort { plan.length($0) > plan.length($1) || (plan.length($0) == plan.length($1) && $0 < $1) }
+                let tasks = order.flatMap { s in (0 ..< kvHeads).map { s * kvHeads + $0 } }
+                Parallel.forEach(heads, workers: workers) { h in
+                    (dQall + h * PT * Dv).update(repeating: 0, count: PT * Dv)
+                }
+                let queue = TaskQueue(tasks.count)
+                Parallel.run(workers: workers, maxUseful: tasks.count) { ith, _ in
+                    let scratch = ws + packed + ith * perWorker
+                    while let next = queue.take() {
+                        let s = tasks[next] / kvHeads, g = tasks[next] % kvHeads
+                        let first = plan.padStarts[s] / bs
+                        for ti in first ..< plan.padStarts[s + 1] / bs { keyTile(ti, g, scratch: scratch, dQall: dQall) }
+                    }
+                }
+                Parallel.forEach(heads * plan.tiles, workers: workers) { task in
+                    let h = task / plan.tiles, ti = task % plan.tiles
+                    let (s, i0, nr) = plan.tile(ti)
+                    let src = dQall + (h * PT + ti * bs) * Dv, row0 = plan.starts[s] + i0
+                    for r in 0 ..< nr {
+                        let dqRow = dq + (row0 + r) * lddq + h * D
+                        for d in 0 ..< D { dqRow[d] += scaleValue * src[r * Dv + d] }
+                    }
+                }
+                return
+            }
+
             // Pass 1: dK, dV per (key tile, kv head), looping over every query tile of the group.
             let keyTasks = plan.tasksByCost(groups: kvHeads, causal: causal, reverse: true)
             let keyQueue = TaskQueue(keyTasks.count)
             Parallel.run(workers: workers, maxUseful: keyTasks.count) { ith, _ in
                 let scratch = ws + packed + ith * perWorker
-                let dKacc = scratch, dVacc = dKacc + bs * Dv, sc = dVacc + bs * Dv, dp = sc + bs * bs
                 while let next = keyQueue.take() {
-                    let task = keyTasks[next]
-                    let ti = task / kvHeads, g = task % kvHeads
-                    let (s, j0, nc) = plan.tile(ti)
-                    let firstTile = plan.padStarts[s] / bs, len = plan.length(s)
-                    let keyPanels = (nc + tileRows - 1) / tileRows
-                    dKacc.update(repeating: 0, count: bs * Dv)
-                    dVacc.update(repeating: 0, count: bs * Dv)
-                    let kvAt = g * PT + ti * bs
-                    for h in g * G ..< (g + 1) * G {
-                        let firstQuery = causal ? j0 / bs : 0
-                        for qt in firstQuery ..< (len + bs - 1) / bs {
-                            let i0 = qt * bs, nr = min(bs, len - i0), qAt = h * PT + (firstTile + qt) * bs
-                            ctx.scoresAndGradients(qAt: qAt, kvAt: kvAt, i0: i0, rows: nr, j0: j0, keys: nc, p: sc, ds: dp)
-                            // dV += Pᵀ dO  (forward: O = P V)
-                            // dK += dSᵀ Q  (forward: S = Q Kᵀ; the scale is applied once at the end)
-                            for jp in 0 ..< keyPanels {
-                                for cb in stride(from: 0, to: Dv, by: tileColumns) {
-                                    tile(kc: nr, a: sc + jp * tileRows, rs: 1, ks: bs, b: oP + qAt * Dv + cb, ldb: Dv,
-                                         c: dVacc + jp * tileRows * Dv + cb, ldc: Dv, accumulate: true)
-                                    tile(kc: nr, a: dp + jp * tileRows, rs: 1, ks: bs, b: qP + qAt * Dv + cb, ldb: Dv,
-                                         c: dKacc + jp * tileRows * Dv + cb, ldc: Dv, accumulate: true)
-                                }
-                            }
-                        }
-                    }
-                    let row0 = plan.starts[s] + j0
-                    for j in 0 ..< nc {
-                        let dkRow = dk + (row0 + j) * lddk + g * D, dvRow = dv + (row0 + j) * lddv + g * D
-                        for d in 0 ..< D {
-                            dkRow[d] += scaleValue * dKacc[j * Dv + d]
-                            dvRow[d] += dVacc[j * Dv + d]
-                        }
-                    }
+                    keyTile(keyTasks[next] / kvHeads, keyTasks[next] % kvHeads, scratch: scratch, dQall: nil)
                 }
             }
 
@@ -132,8 +187,8 @@ extension Attention {
                         let j0 = kt * bs, nc = min(bs, len - j0), kvAt = g * PT + (firstTile + kt) * bs
                         ctx.scoresAndGradients(qAt: qAt, kvAt: kvAt, i0: i0, rows: nr, j0: j0, keys: nc, p: sc, ds: dp)
                         // dQ += dS K  (forward: S = Q Kᵀ)
-                        for p in 0 ..< panels {
-                            for cb in stride(from: 0, to: Dv, by: tileColumns) {
+                        for cb in stride(from: 0, to: Dv, by: tileColumns) {
+                            for p in 0 ..< panels {
                                 tile(kc: nc, a: dp + p * tileRows * bs, rs: bs, ks: 1, b: kP + kvAt * Dv + cb, ldb: Dv,
                                      c: dQacc + p * tileRows * Dv + cb, ldc: Dv, accumulate: true)
                             }
@@ -148,6 +203,11 @@ extension Attention {
             }
         }
     }
+
+    /// Smallest kvHeads for which `backward` runs fused: one pass over (sequence, kv head) tasks
+    /// that also accumulate dQ (10·D·H·Σ T² FLOPs instead of 14, but only sequences·kvHeads
+    /// tasks). Below it, two passes with tile-sized tasks. Tests set it to cover both paths.
+    nonisolated(unsafe) package static var fusedBackwardMinimumKVHeads = 3
 
     /// Packed operands of the backward passes (see `backward` for their layouts).
     struct BackwardContext {
@@ -168,8 +228,8 @@ extension Attention {
             let qRows = qP + qAt * Dv, oRows = oP + qAt * Dv
             let kTile = kT + kvAt * D, vTile = vT + kvAt * D
             // S = Q Kᵀ and dP = dO Vᵀ (recomputed; forward: S = Q Kᵀ, O = P V)
-            for pi in 0 ..< panels {
-                for cb in stride(from: 0, to: cols, by: CW) {
+            for cb in stride(from: 0, to: cols, by: CW) {
+                for pi in 0 ..< panels {
                     tile(kc: D, a: qRows + pi * R * Dv, rs: Dv, ks: 1, b: kTile + cb, ldb: bs,
                          c: p + pi * R * bs + cb, ldc: bs, accumulate: false)
                     tile(kc: D, a: oRows + pi * R * Dv, rs: Dv, ks: 1, b: vTile + cb, ldb: bs,

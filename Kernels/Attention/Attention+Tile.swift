@@ -4,17 +4,19 @@ extension Attention {
     #if KERNELS_AVX512
     /// Rows of the product tile: 8 x 2 zmm accumulators + 2 B vectors + 1 broadcast.
     package static let tileRows = 8
+    /// Columns of the product tile: 2 native vectors.
+    package static let tileColumns = 2 * vLanes
     #else
     /// Rows of the product tile: 4 x 2 accumulators + 2 B vectors + 1 broadcast (fits 16 registers).
     package static let tileRows = 4
-    #endif
-    /// Columns of the product tile: two native vectors.
+    /// Columns of the product tile: 2 native vectors.
     package static let tileColumns = 2 * vLanes
+    #endif
 
-    /// C[r, 0..<2·lanes] (+)= Σ_k A[r·rs + k·ks] · B[k·ldb + 0..<2·lanes] for r in 0..<tileRows.
+    /// C[r, 0..<tileColumns] (+)= Σ_k A[r·rs + k·ks] · B[k·ldb + 0..<tileColumns] for r in 0..<tileRows.
     ///
     /// A is read by scalar broadcasts with any row / depth strides (rs, ks), so the same tile
-    /// computes A·B and Aᵀ·B; B rows are two aligned-or-not vectors. `accumulate == false`
+    /// computes A·B and Aᵀ·B; B rows are whole vectors (unaligned loads). `accumulate == false`
     /// never reads C. Every row of A and C must be addressable (callers pad their scratch).
     @inline(__always)
     static func tile(kc: Int, a: UnsafePointer<Float>, rs: Int, ks: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -37,7 +37,7 @@ public enum Attention {
         let bs = blockSize, Dv = paddedDim(D)
         let kvFloats = plan.paddedTokens * kvHeads
         let packed = kvFloats * (D + Dv)
-        let perWorker = bs * (D + bs + Dv + 2)
+        let perWorker = bs * (D + bs + Dv + 6)
         let nth = Parallel.resolve(workers)
         Workspace.withScratch(floats: packed + nth * perWorker) { ws in
             // Kᵀ tiles feed Q·Kᵀ as the broadcast-free operand; V rows padded to whole tiles feed P·V.
@@ -77,18 +77,17 @@ public enum Attention {
         let bs = blockSize, R = tileRows, CW = tileColumns, Dv = paddedDim(D)
         let panels = (nr + R - 1) / R, rows = panels * R
         let qs = scratch, sc = qs + bs * D, o = sc + bs * bs, m = o + bs * Dv, l = m + bs
+        let mNew = l + bs, alpha = mNew + bs, shift = alpha + bs, rowSum = shift + bs
         // Q tile interleaved by panel (qs[p·R·D + d·R + r]) so the tile's broadcasts are contiguous.
-        for r in 0 ..< rows {
-            let dst = qs + (r / R) * R * D + r % R
-            if r < nr {
-                let src = q + r * ldq
-                for d in 0 ..< D { dst[d * R] = src[d] }
-            } else {
-                for d in 0 ..< D { dst[d * R] = 0 }
+        for p in 0 ..< panels {
+            let dst = qs + p * R * D, full = (p + 1) * R <= nr
+            for d in 0 ..< D {
+                for r in 0 ..< R {
+                    dst[d * R + r] = full || p * R + r < nr ? q[(p * R + r) * ldq + d] : 0
+                }
             }
-            m[r] = -.infinity
-            l[r] = 0
         }
+        for r in 0 ..< bs { m[r] = -.infinity; l[r] = 0; mNew[r] = -.infinity; rowSum[r] = 0 }
         o.update(repeating: 0, count: rows * Dv)
         let vc = VFloat(repeating: c)
         let keyTiles = causal ? (i0 + nr - 1) / bs + 1 : (len + bs - 1) / bs
@@ -97,45 +96,57 @@ public enum Attention {
             let cols = (nc + CW - 1) / CW * CW
             // S = Q Kᵀ (raw dot products) for the valid column blocks.
             let kTile = kT + j0 * D
-            for p in 0 ..< panels {
-                for cb in stride(from: 0, to: cols, by: CW) {
+            // Column strip outer: one D x CW strip of Kᵀ stays in L1 while the Q panels stream.
+            for cb in stride(from: 0, to: cols, by: CW) {
+                for p in 0 ..< panels {
                     tile(kc: D, a: qs + p * R * D, rs: 1, ks: R, b: kTile + cb, ldb: bs,
                          c: sc + p * R * bs + cb, ldc: bs, accumulate: false)
                 }
             }
-            // Online softmax: m' = max(m, rowmax), P = 2^(x - m'), l' = l·2^(m - m') + ΣP, O ·= 2^(m - m').
+            // Online softmax: m' = max(m, rowmax x), α = 2^(m - m'), P = 2^(x - m'), l' = α·l + ΣP,
+            // O ·= α. Row maxima and sums are horizontal; α, m, l are updated a vector of rows at a time.
             for r in 0 ..< rows {
                 let row = sc + r * bs
                 let nj = causal ? min(nc, i0 + r - j0 + 1) : nc
                 if nj < cols { for j in max(nj, 0) ..< cols { row[j] = -.infinity } }
-                var vm = VFloat(repeating: -.infinity)
-                for j in stride(from: 0, to: cols, by: vLanes) { vm = vmax(vm, vload(row, j)) }
-                let mOld = m[r], mNew = max(mOld, vm.max() * c)
-                if mNew == -.infinity {
-                    row.update(repeating: 0, count: cols)
-                    continue
-                }
-                let shift = VFloat(repeating: -mNew)
+                var vm = vload(row, 0)
+                for j in stride(from: vLanes, to: cols, by: vLanes) { vm = vmax(vm, vload(row, j)) }
+                mNew[r] = max(m[r], horizontalMax(vm) * c)
+            }
+            let minusInf = VFloat(repeating: -.infinity)
+            for r in stride(from: 0, to: rows, by: vLanes) {
+                // A row with every key masked so far keeps m = -inf: α = 1 and P = 0 (shift 0).
+                let mo = vload(m, r), mn = vload(mNew, r), dead = mn .== minusInf
+                vstore(vexp2(mo - mn).replacing(with: 1, where: dead), alpha, r)
+                vstore((-mn).replacing(with: 0, where: dead), shift, r)
+                vstore(mn, m, r)
+            }
+            for r in 0 ..< rows {
+                let row = sc + r * bs, sh = VFloat(repeating: shift[r])
                 var sum = VFloat()
                 for j in stride(from: 0, to: cols, by: vLanes) {
-                    var x = shift
+                    var x = sh
                     fmadd(&x, vload(row, j), vc)
                     let p = vexp2(x)
                     vstore(p, row, j)
                     sum += p
                 }
-                let alpha = exp2(mOld - mNew)
-                l[r] = l[r] * alpha + sum.sum()
-                m[r] = mNew
-                if alpha != 1 {
-                    let va = VFloat(repeating: alpha), orow = o + r * Dv
+                rowSum[r] = horizontalSum(sum)
+                let a = alpha[r]
+                if a != 1 {
+                    let va = VFloat(repeating: a), orow = o + r * Dv
                     for d in stride(from: 0, to: Dv, by: vLanes) { vstore(vload(orow, d) * va, orow, d) }
                 }
             }
+            for r in stride(from: 0, to: rows, by: vLanes) {
+                var lv = vload(rowSum, r)
+                fmadd(&lv, vload(l, r), vload(alpha, r))
+                vstore(lv, l, r)
+            }
             // O += P V over the valid keys.
             let vTile = vP + j0 * Dv
-            for p in 0 ..< panels {
-                for cb in stride(from: 0, to: Dv, by: CW) {
+            for cb in stride(from: 0, to: Dv, by: CW) {
+                for p in 0 ..< panels {
                     tile(kc: nc, a: sc + p * R * bs, rs: bs, ks: 1, b: vTile + cb, ldb: Dv,
                          c: o + p * R * Dv + cb, ldc: Dv, accumulate: true)
                 }

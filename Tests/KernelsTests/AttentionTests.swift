@@ -85,6 +85,16 @@ private struct Problem {
 final class AttentionTests: XCTestCase {
     private let eps = Double(Float.ulpOfOne)
 
+    /// Runs `body` with the backward forced fused (one pass) and forced into two passes.
+    private func withBothBackwardModes(_ body: (String) -> Void) {
+        let saved = Attention.fusedBackwardMinimumKVHeads
+        defer { Attention.fusedBackwardMinimumKVHeads = saved }
+        for (minimum, mode) in [(1, "fused"), (Int.max, "two-pass")] {
+            Attention.fusedBackwardMinimumKVHeads = minimum
+            body(mode)
+        }
+    }
+
     /// Checks the fast forward against the Double reference within a bound derived from the
     /// rounding of the dot products (D·eps·scale·Σ|q||k| per score, doubled for the softmax
     /// shift), the vexp2 error (4e-7) and the T-term sums, times max|v|.
@@ -191,15 +201,19 @@ final class AttentionTests: XCTestCase {
             var rng = SeededRNG(seed: 10)
             let dout = uniformFloats(pr.tokens * pr.heads * pr.headDim, &rng)
             let (out1, lse1) = pr.forward(workers: 1)
-            let grad1 = pr.backward(dout: dout, out: out1, lse: lse1, workers: 1)
             for w in [2, 3] {
                 let (out, lse) = pr.forward(workers: w)
                 XCTAssertEqual(out, out1, "forward out differs with \(w) workers")
                 XCTAssertEqual(lse, lse1, "forward lse differs with \(w) workers")
-                XCTAssertEqual(pr.backward(dout: dout, out: out1, lse: lse1, workers: w), grad1, "backward differs with \(w) workers")
+            }
+            withBothBackwardModes { mode in
+                let grad1 = pr.backward(dout: dout, out: out1, lse: lse1, workers: 1)
+                for w in [2, 3] {
+                    XCTAssertEqual(pr.backward(dout: dout, out: out1, lse: lse1, workers: w), grad1, "\(mode) backward differs with \(w) workers")
+                }
             }
         }
-        let (cache, q, lengths) = decodeCase(lengths: [5, 70, 1], heads: 4, kvHeads: 2, headDim: 8)
+        let (cache, q, lengths) = decodeCase(lengths: [5, Attention.decodeChunk + 70, 1], heads: 4, kvHeads: 2, headDim: 8)
         let one = decode(cache: cache, q: q, lengths: lengths, heads: 4, kvHeads: 2, headDim: 8, workers: 1)
         for w in [2, 3] {
             XCTAssertEqual(decode(cache: cache, q: q, lengths: lengths, heads: 4, kvHeads: 2, headDim: 8, workers: w), one, "decode differs with \(w) workers")
@@ -252,12 +266,14 @@ final class AttentionTests: XCTestCase {
     }
 
     func testBackwardMatchesFiniteDifferences() {
-        finiteDifferenceCheck(Problem(lengths: [4], heads: 2, kvHeads: 1, headDim: 4, seed: 12))
-        finiteDifferenceCheck(Problem(lengths: [3, 0, 5], heads: 3, kvHeads: 1, headDim: 3, causal: false, lead: 1, seed: 13))
-        finiteDifferenceCheck(Problem(lengths: [6, 2], heads: 4, kvHeads: 4, headDim: 5, seed: 14))
-        var scaled = Problem(lengths: [5], heads: 2, kvHeads: 2, headDim: 2, seed: 15)
-        scaled.scale = 1.3
-        finiteDifferenceCheck(scaled)
+        withBothBackwardModes { _ in
+            finiteDifferenceCheck(Problem(lengths: [4], heads: 2, kvHeads: 1, headDim: 4, seed: 12))
+            finiteDifferenceCheck(Problem(lengths: [3, 0, 5], heads: 3, kvHeads: 1, headDim: 3, causal: false, lead: 1, seed: 13))
+            finiteDifferenceCheck(Problem(lengths: [6, 2], heads: 4, kvHeads: 4, headDim: 5, seed: 14))
+            var scaled = Problem(lengths: [5], heads: 2, kvHeads: 2, headDim: 2, seed: 15)
+            scaled.scale = 1.3
+            finiteDifferenceCheck(scaled)
+        }
     }
 
     /// Fast backward vs the Double reference backward on shapes that cross tile edges.
@@ -267,6 +283,7 @@ final class AttentionTests: XCTestCase {
             ([bs + 1, 1, bs - 1], 3, 1, 8, true), ([2 * bs + 3], 4, 1, 8, false), ([bs, 37], 2, 2, 17, true),
             ([bs + 5], 2, 1, 64, true),
         ]
+        withBothBackwardModes { mode in
         for sh in shapes {
             let pr = Problem(lengths: sh.lengths, heads: sh.heads, kvHeads: sh.kvHeads, headDim: sh.D, causal: sh.causal, lead: 2, seed: 16)
             var rng = SeededRNG(seed: 17)
@@ -282,12 +299,40 @@ final class AttentionTests: XCTestCase {
             // from D-term dot products: bound ∝ (T·group + D)·eps times the largest term.
             let T = Double(sh.lengths.max()!), G = Double(sh.heads / sh.kvHeads), D = Double(sh.D)
             let bound = 8 * (T * G + D) * eps * (1 + D / D.squareRoot())
-            let what = "backward \(sh.lengths) H=\(sh.heads)/\(sh.kvHeads) D=\(sh.D) causal=\(sh.causal)"
+            let what = "backward \(mode) \(sh.lengths) H=\(sh.heads)/\(sh.kvHeads) D=\(sh.D) causal=\(sh.causal)"
             let hkd = pr.kvHeads * pr.headDim
             let dqRows = pr.sequenceRows(width: hd), kvRows = pr.sequenceRows(width: hkd)
             assertWithinBound(pr.sequenceRows(width: hd, stride: pr.ld).map { got[$0] }, dqRows.map { ref.dq[$0] }, what + " dq", bound: { _ in bound })
             assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.kOffset).map { got[$0] }, kvRows.map { ref.dk[$0] }, what + " dk", bound: { _ in bound })
             assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.vOffset).map { got[$0] }, kvRows.map { ref.dv[$0] }, what + " dv", bound: { _ in bound })
+        }
+        }
+    }
+
+    /// Release builds only (debug SIMD is ~100x slower): head dims 64 and 128 over several tiles,
+    /// forward and both backward modes against the Double references.
+    func testLargeShapesMatchReferenceInReleaseBuilds() throws {
+        try XCTSkipUnless(isReleaseBuild, "large attention shapes run in release builds (swift test -c release)")
+        for (lengths, heads, kvHeads, D, causal) in [([200, 67], 4, 2, 64, true), ([130], 4, 2, 128, false)] {
+            let pr = Problem(lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D, causal: causal, lead: 1, seed: 23)
+            checkForward(pr, workers: 2)
+            var rng = SeededRNG(seed: 24)
+            let hd = heads * D, hkd = kvHeads * D
+            let dout = uniformFloats(pr.tokens * hd, &rng)
+            let (out, lse) = pr.forward()
+            let x = pr.qkv.map(Double.init)
+            let ref = Attention.backwardReference(dout: dout.map(Double.init), q: x, ldq: pr.ld, k: Array(x[pr.kOffset...]), ldk: pr.ld,
+                                                  v: Array(x[pr.vOffset...]), ldv: pr.ld, sequenceStarts: pr.starts, heads: heads,
+                                                  kvHeads: kvHeads, headDim: D, causal: causal)
+            let T = Double(lengths.max()!), G = Double(heads / kvHeads), Dd = Double(D)
+            let bound = 8 * (T * G + Dd) * eps * (1 + Dd.squareRoot())
+            withBothBackwardModes { mode in
+                let got = pr.backward(dout: dout, out: out, lse: lse, workers: 2)
+                let what = "large backward \(mode) \(lengths) H=\(heads)/\(kvHeads) D=\(D) causal=\(causal)"
+                assertWithinBound(pr.sequenceRows(width: hd, stride: pr.ld).map { got[$0] }, pr.sequenceRows(width: hd).map { ref.dq[$0] }, what + " dq", bound: { _ in bound })
+                assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.kOffset).map { got[$0] }, pr.sequenceRows(width: hkd).map { ref.dk[$0] }, what + " dk", bound: { _ in bound })
+                assertWithinBound(pr.sequenceRows(width: hkd, stride: pr.ld, offset: pr.vOffset).map { got[$0] }, pr.sequenceRows(width: hkd).map { ref.dv[$0] }, what + " dv", bound: { _ in bound })
+            }
         }
     }
 
@@ -311,9 +356,11 @@ final class AttentionTests: XCTestCase {
             for h in 0 ..< 3 {
                 XCTAssertEqual(Array(lA[h * 67 ..< (h + 1) * 67]), Array(lB[h * batched.tokens + first ..< h * batched.tokens + first + 67]), "lse changed")
             }
-            let gA = alone.backward(dout: doutAlone, out: oA, lse: lA)
-            let gB = batched.backward(dout: doutBatched, out: oB, lse: lB, workers: 3)
-            XCTAssertEqual(Array(gA[0 ..< 67 * alone.ld]), Array(gB[first * batched.ld ..< (first + 67) * batched.ld]), "gradients changed when batched")
+            withBothBackwardModes { mode in
+                let gA = alone.backward(dout: doutAlone, out: oA, lse: lA)
+                let gB = batched.backward(dout: doutBatched, out: oB, lse: lB, workers: 3)
+                XCTAssertEqual(Array(gA[0 ..< 67 * alone.ld]), Array(gB[first * batched.ld ..< (first + 67) * batched.ld]), "\(mode) gradients changed when batched")
+            }
         }
     }
 
@@ -338,8 +385,10 @@ final class AttentionTests: XCTestCase {
     }
 
     func testDecodeMatchesLastRowOfFullForward() {
-        for (heads, kvHeads, D) in [(4, 2, 8), (3, 1, 5), (2, 2, 64)] {
-            let lengths = [1, 17, 70]
+        let chunk = Attention.decodeChunk
+        let configs: [(Int, Int, Int, [Int])] = [(4, 2, 8, [1, 17, 70]), (3, 1, 5, [1, 17, 70]), (2, 2, 64, [70]),
+                                                 (2, 1, 4, [chunk + 1, 1, 2 * chunk + 37])]
+        for (heads, kvHeads, D, lengths) in configs {
             let (cache, q, _) = decodeCase(lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D)
             let got = decode(cache: cache, q: q, lengths: lengths, heads: heads, kvHeads: kvHeads, headDim: D, workers: 2)
             let maxTokens = lengths.max()! + 2, ldkv = 2 * kvHeads * D + 1
