@@ -99,7 +99,11 @@ def read_logits(path):
     rows = np.arange(q.shape[0])
     second = np.where(order[:, 1] == top, order[:, 0], order[:, 1])
     gap = (q[rows, top].astype(np.float64) - q[rows, second]) * scale
-    return n_ctx, n_chunk, tokens, top, second, gap
+    # negative log-likelihood of the actual next token (to about one quantum; 0 entries mean "below max - 16")
+    min_log_prob = data[:, 2:4].copy().view(np.float32)[:, 0].astype(np.float64)
+    targets = np.concatenate([tokens[c * n_ctx + n_ctx // 2 + 1:(c + 1) * n_ctx] for c in range(n_chunk)])
+    nll = -(min_log_prob + q[rows, targets] * scale)
+    return n_ctx, n_chunk, tokens, top, second, gap, nll
 
 
 def run_perplexity(ldir, model, text_file, logits_file, log_file, reuse):
@@ -131,10 +135,12 @@ def cmd_reference(args):
         model = ensure_weights(ldir, mdir, w)
         lf, logf = work / f"{w}.logits", work / f"{w}.log"
         ppl, err, n_chunk, n_batch = run_perplexity(ldir, model, text_file, lf, logf, args.reuse)
-        n_ctx, n_chunk_f, tokens, top, second, gap = read_logits(lf)
+        n_ctx, n_chunk_f, tokens, top, second, gap, nll = read_logits(lf)
         assert n_ctx == N_CTX and n_chunk_f == n_chunk
         tops[w] = (tokens, top, second, gap)
-        results.append({"weights": w, "model": model.name, "perplexity": ppl, "plusMinus": err})
+        per_chunk = nll.reshape(n_chunk, -1).mean(axis=1)
+        results.append({"weights": w, "model": model.name, "perplexity": ppl, "plusMinus": err,
+                        "chunkMeanNll": [round(float(x), 4) for x in per_chunk]})
         if not args.keep_logits:
             lf.unlink()
     tokens, top, second, gap = tops["F32"]
@@ -156,6 +162,8 @@ def cmd_reference(args):
         "command": f"llama-perplexity -m SmolLM2-135M-Instruct.<W>.gguf -f TEXT -c {N_CTX} -t 2 "
                    f"--kl-divergence-base LOGITS  (batch {n_batch}: {n_batch // N_CTX} chunks per decode)",
         "generated": today,
+        "chunkMeanNllNote": "mean negative log-likelihood of the scored tokens of each chunk, from the 16-bit "
+                            "logits file (about 1e-4 accurate); exp(mean of all) ~ perplexity",
         "results": results,
     }
     write_json(FIXTURES / "reference" / "perplexity.json", ppl_doc)
