@@ -63,3 +63,40 @@ public func vload(_ p: UnsafePointer<Float>, _ i: Int) -> VFloat {
 public func vstore(_ v: VFloat, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: VFloat.self)
 }
+// The helpers here are `@_transparent` so they always inline at full vector width: a non-inlined
+// SIMD16 argument is split into four xmm registers by the calling convention, and the standard
+// library's `SIMD.max()` / `.sum()` reduce lane by lane.
+
+/// Largest lane (log-step halving: one shuffle and one max per level).
+@_transparent
+public func horizontalMax(_ v: VFloat) -> Float {
+    #if KERNELS_AVX512
+    let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+    #else
+    let a = v
+    #endif
+    #if KERNELS_AVX512 || KERNELS_FMA || arch(arm64)
+    let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
+    #else
+    let b = a
+    #endif
+    let c = b.lowHalf.replacing(with: b.highHalf, where: b.highHalf .> b.lowHalf)
+    return max(c[0], c[1])
+}
+
+/// Sum of the lanes by log-step halving (a fixed order, so results are reproducible).
+@_transparent
+public func horizontalSum(_ v: VFloat) -> Float {
+    #if KERNELS_AVX512
+    let a = v.lowHalf + v.highHalf
+    #else
+    let a = v
+    #endif
+    #if KERNELS_AVX512 || KERNELS_FMA || arch(arm64)
+    let b = a.lowHalf + a.highHalf
+    #else
+    let b = a
+    #endif
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
