@@ -61,6 +61,7 @@ let package = Package(
         .executable(name: "saft", targets: ["saft"]),
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
+        .executable(name: "engine-bench", targets: ["engine-bench"]),
     ],
     targets: [
         // MARK: - Kernels
@@ -105,6 +106,8 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
                           path: "Benchmarks/KernelBench", swiftSettings: tuning),
+        .executableTarget(name: "engine-bench", dependencies: ["Llama", "RunSupport"],
+                          path: "Benchmarks/EngineBench", swiftSettings: tuning),
     ],
     swiftLanguageModes: [.v5]
 )
