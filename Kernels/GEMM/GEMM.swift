@@ -33,6 +33,10 @@ public enum GEMM {
                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, workers: workers)
             return
         }
+        if transB && !transA && m <= skinnyRows && n >= 4 * Tiling.NR {
+            skinny(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, workers: workers)
+            return
+        }
         // A narrow C wastes most of each NR-wide micro-tile; computing Cᵀ = op(B)ᵀ·op(A)ᵀ puts the
         // narrow side on the MR rows instead (LoRA ranks, randomized-SVD sketches).
         let NR = Tiling.NR, MR = Tiling.MR

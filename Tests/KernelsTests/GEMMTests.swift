@@ -151,3 +151,15 @@ extension GEMMTests {
         }
     }
 }
+
+extension GEMMTests {
+    func testSkinnyRowsAgainstRowMajorWeightsMatchReference() {
+        // m <= 32 with transB and a wide n takes the unpacked path; k crosses the vector width.
+        for m in [2, 3, 4, 5, 17, 32] {
+            for k in [1, 7, 16, 67] {
+                check(transA: false, transB: true, m: m, n: 4 * Tiling.NR + 3, k: k, alpha: -0.5, beta: 1)
+                check(transA: false, transB: true, m: m, n: 4 * Tiling.NR + 1, k: k, alpha: 1, beta: 0, workers: 3)
+            }
+        }
+    }
+}
