@@ -10,6 +10,9 @@ import sys
 import os
 # (rows, vectors per row) of the tile per ISA
 SHAPE = {"avx512": tuple(int(x) for x in os.environ.get("AVX512_TILE", "8,2").split(",")), "other": (4, 2)}
+# The forward's Q·Kᵀ and P·V tiles: rows are query rows only, so R need not divide the 64-row block
+# (scratch is padded to whole tiles); wider tiles halve the loads per FMA where registers allow.
+FORWARD = {"avx512": tuple(int(x) for x in os.environ.get("AVX512_FORWARD_TILE", "6,4").split(",")), "other": (4, 2)}
 
 def body(r, NV):
     L = []
@@ -62,6 +65,30 @@ w("        #if KERNELS_AVX512")
 w(body(ra, na))
 w("        #else")
 w(body(ro, no))
+w("        #endif")
+w("    }")
+w("")
+(fa, fna), (fo, fno) = FORWARD["avx512"], FORWARD["other"]
+w("    #if KERNELS_AVX512")
+w(f"    /// Rows of the forward tile: {fa} x {fna} zmm accumulators + {fna} B vectors + 1 broadcast.")
+w(f"    package static let forwardTileRows = {fa}")
+w(f"    /// Columns of the forward tile: {fna} native vectors.")
+w(f"    package static let forwardTileColumns = {fna} * vLanes")
+w("    #else")
+w(f"    /// Rows of the forward tile: {fo} x {fno} accumulators + {fno} B vectors + 1 broadcast.")
+w(f"    package static let forwardTileRows = {fo}")
+w(f"    /// Columns of the forward tile: {fno} native vectors.")
+w(f"    package static let forwardTileColumns = {fno} * vLanes")
+w("    #endif")
+w("")
+w("    /// `tile` with the forward's shape (forwardTileRows x forwardTileColumns).")
+w("    @inline(__always)")
+w("    static func forwardProduct(kc: Int, a: UnsafePointer<Float>, rs: Int, ks: Int, b: UnsafePointer<Float>, ldb: Int,")
+w("                               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {")
+w("        #if KERNELS_AVX512")
+w(body(fa, fna))
+w("        #else")
+w(body(fo, fno))
 w("        #endif")
 w("    }")
 w("}")

@@ -89,4 +89,83 @@ extension Attention {
         vstore(c3_0, c, 3 * ldc + 0 * vLanes); vstore(c3_1, c, 3 * ldc + 1 * vLanes);
         #endif
     }
+
+    #if KERNELS_AVX512
+    /// Rows of the forward tile: 6 x 4 zmm accumulators + 4 B vectors + 1 broadcast.
+    package static let forwardTileRows = 6
+    /// Columns of the forward tile: 4 native vectors.
+    package static let forwardTileColumns = 4 * vLanes
+    #else
+    /// Rows of the forward tile: 4 x 2 accumulators + 2 B vectors + 1 broadcast.
+    package static let forwardTileRows = 4
+    /// Columns of the forward tile: 2 native vectors.
+    package static let forwardTileColumns = 2 * vLanes
+    #endif
+
+    /// `tile` with the forward's shape (forwardTileRows x forwardTileColumns).
+    @inline(__always)
+    static func forwardProduct(kc: Int, a: UnsafePointer<Float>, rs: Int, ks: Int, b: UnsafePointer<Float>, ldb: Int,
+                               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        #if KERNELS_AVX512
+        var c0_0 = VFloat(); var c0_1 = VFloat(); var c0_2 = VFloat(); var c0_3 = VFloat();
+        var c1_0 = VFloat(); var c1_1 = VFloat(); var c1_2 = VFloat(); var c1_3 = VFloat();
+        var c2_0 = VFloat(); var c2_1 = VFloat(); var c2_2 = VFloat(); var c2_3 = VFloat();
+        var c3_0 = VFloat(); var c3_1 = VFloat(); var c3_2 = VFloat(); var c3_3 = VFloat();
+        var c4_0 = VFloat(); var c4_1 = VFloat(); var c4_2 = VFloat(); var c4_3 = VFloat();
+        var c5_0 = VFloat(); var c5_1 = VFloat(); var c5_2 = VFloat(); var c5_3 = VFloat();
+        var pa = a, pb = b
+        for _ in 0 ..< kc {
+            let b0 = vload(pb, 0 * vLanes)
+            let b1 = vload(pb, 1 * vLanes)
+            let b2 = vload(pb, 2 * vLanes)
+            let b3 = vload(pb, 3 * vLanes)
+            do { let ai = VFloat(repeating: pa[0 * rs]); fmadd(&c0_0, ai, b0); fmadd(&c0_1, ai, b1); fmadd(&c0_2, ai, b2); fmadd(&c0_3, ai, b3); }
+            do { let ai = VFloat(repeating: pa[1 * rs]); fmadd(&c1_0, ai, b0); fmadd(&c1_1, ai, b1); fmadd(&c1_2, ai, b2); fmadd(&c1_3, ai, b3); }
+            do { let ai = VFloat(repeating: pa[2 * rs]); fmadd(&c2_0, ai, b0); fmadd(&c2_1, ai, b1); fmadd(&c2_2, ai, b2); fmadd(&c2_3, ai, b3); }
+            do { let ai = VFloat(repeating: pa[3 * rs]); fmadd(&c3_0, ai, b0); fmadd(&c3_1, ai, b1); fmadd(&c3_2, ai, b2); fmadd(&c3_3, ai, b3); }
+            do { let ai = VFloat(repeating: pa[4 * rs]); fmadd(&c4_0, ai, b0); fmadd(&c4_1, ai, b1); fmadd(&c4_2, ai, b2); fmadd(&c4_3, ai, b3); }
+            do { let ai = VFloat(repeating: pa[5 * rs]); fmadd(&c5_0, ai, b0); fmadd(&c5_1, ai, b1); fmadd(&c5_2, ai, b2); fmadd(&c5_3, ai, b3); }
+            pa += ks; pb += ldb
+        }
+        if accumulate {
+            c0_0 += vload(c, 0 * ldc + 0 * vLanes); c0_1 += vload(c, 0 * ldc + 1 * vLanes); c0_2 += vload(c, 0 * ldc + 2 * vLanes); c0_3 += vload(c, 0 * ldc + 3 * vLanes);
+            c1_0 += vload(c, 1 * ldc + 0 * vLanes); c1_1 += vload(c, 1 * ldc + 1 * vLanes); c1_2 += vload(c, 1 * ldc + 2 * vLanes); c1_3 += vload(c, 1 * ldc + 3 * vLanes);
+            c2_0 += vload(c, 2 * ldc + 0 * vLanes); c2_1 += vload(c, 2 * ldc + 1 * vLanes); c2_2 += vload(c, 2 * ldc + 2 * vLanes); c2_3 += vload(c, 2 * ldc + 3 * vLanes);
+            c3_0 += vload(c, 3 * ldc + 0 * vLanes); c3_1 += vload(c, 3 * ldc + 1 * vLanes); c3_2 += vload(c, 3 * ldc + 2 * vLanes); c3_3 += vload(c, 3 * ldc + 3 * vLanes);
+            c4_0 += vload(c, 4 * ldc + 0 * vLanes); c4_1 += vload(c, 4 * ldc + 1 * vLanes); c4_2 += vload(c, 4 * ldc + 2 * vLanes); c4_3 += vload(c, 4 * ldc + 3 * vLanes);
+            c5_0 += vload(c, 5 * ldc + 0 * vLanes); c5_1 += vload(c, 5 * ldc + 1 * vLanes); c5_2 += vload(c, 5 * ldc + 2 * vLanes); c5_3 += vload(c, 5 * ldc + 3 * vLanes);
+        }
+        vstore(c0_0, c, 0 * ldc + 0 * vLanes); vstore(c0_1, c, 0 * ldc + 1 * vLanes); vstore(c0_2, c, 0 * ldc + 2 * vLanes); vstore(c0_3, c, 0 * ldc + 3 * vLanes);
+        vstore(c1_0, c, 1 * ldc + 0 * vLanes); vstore(c1_1, c, 1 * ldc + 1 * vLanes); vstore(c1_2, c, 1 * ldc + 2 * vLanes); vstore(c1_3, c, 1 * ldc + 3 * vLanes);
+        vstore(c2_0, c, 2 * ldc + 0 * vLanes); vstore(c2_1, c, 2 * ldc + 1 * vLanes); vstore(c2_2, c, 2 * ldc + 2 * vLanes); vstore(c2_3, c, 2 * ldc + 3 * vLanes);
+        vstore(c3_0, c, 3 * ldc + 0 * vLanes); vstore(c3_1, c, 3 * ldc + 1 * vLanes); vstore(c3_2, c, 3 * ldc + 2 * vLanes); vstore(c3_3, c, 3 * ldc + 3 * vLanes);
+        vstore(c4_0, c, 4 * ldc + 0 * vLanes); vstore(c4_1, c, 4 * ldc + 1 * vLanes); vstore(c4_2, c, 4 * ldc + 2 * vLanes); vstore(c4_3, c, 4 * ldc + 3 * vLanes);
+        vstore(c5_0, c, 5 * ldc + 0 * vLanes); vstore(c5_1, c, 5 * ldc + 1 * vLanes); vstore(c5_2, c, 5 * ldc + 2 * vLanes); vstore(c5_3, c, 5 * ldc + 3 * vLanes);
+        #else
+        var c0_0 = VFloat(); var c0_1 = VFloat();
+        var c1_0 = VFloat(); var c1_1 = VFloat();
+        var c2_0 = VFloat(); var c2_1 = VFloat();
+        var c3_0 = VFloat(); var c3_1 = VFloat();
+        var pa = a, pb = b
+        for _ in 0 ..< kc {
+            let b0 = vload(pb, 0 * vLanes)
+            let b1 = vload(pb, 1 * vLanes)
+            do { let ai = VFloat(repeating: pa[0 * rs]); fmadd(&c0_0, ai, b0); fmadd(&c0_1, ai, b1); }
+            do { let ai = VFloat(repeating: pa[1 * rs]); fmadd(&c1_0, ai, b0); fmadd(&c1_1, ai, b1); }
+            do { let ai = VFloat(repeating: pa[2 * rs]); fmadd(&c2_0, ai, b0); fmadd(&c2_1, ai, b1); }
+            do { let ai = VFloat(repeating: pa[3 * rs]); fmadd(&c3_0, ai, b0); fmadd(&c3_1, ai, b1); }
+            pa += ks; pb += ldb
+        }
+        if accumulate {
+            c0_0 += vload(c, 0 * ldc + 0 * vLanes); c0_1 += vload(c, 0 * ldc + 1 * vLanes);
+            c1_0 += vload(c, 1 * ldc + 0 * vLanes); c1_1 += vload(c, 1 * ldc + 1 * vLanes);
+            c2_0 += vload(c, 2 * ldc + 0 * vLanes); c2_1 += vload(c, 2 * ldc + 1 * vLanes);
+            c3_0 += vload(c, 3 * ldc + 0 * vLanes); c3_1 += vload(c, 3 * ldc + 1 * vLanes);
+        }
+        vstore(c0_0, c, 0 * ldc + 0 * vLanes); vstore(c0_1, c, 0 * ldc + 1 * vLanes);
+        vstore(c1_0, c, 1 * ldc + 0 * vLanes); vstore(c1_1, c, 1 * ldc + 1 * vLanes);
+        vstore(c2_0, c, 2 * ldc + 0 * vLanes); vstore(c2_1, c, 2 * ldc + 1 * vLanes);
+        vstore(c3_0, c, 3 * ldc + 0 * vLanes); vstore(c3_1, c, 3 * ldc + 1 * vLanes);
+        #endif
+    }
 }

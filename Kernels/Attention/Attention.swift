@@ -34,10 +34,10 @@ public enum Attention {
         checkShape(heads: heads, kvHeads: kvHeads, headDim: D, ldq: ldq, ldk: ldk, ldv: ldv, ldo: ldo, scale: scaleValue)
         let plan = Plan(sequenceStarts)
         if plan.tiles == 0 { return }
-        let bs = blockSize, Dv = paddedDim(D)
+        let bs = blockSize, Dv = forwardPaddedDim(D)
         let kvFloats = plan.paddedTokens * kvHeads
         let packed = kvFloats * (D + Dv)
-        let perWorker = bs * (D + bs + Dv + 6)
+        let perWorker = forwardRows * (D + bs + Dv) + 6 * forwardStatRows
         let nth = Parallel.resolve(workers)
         Workspace.withScratch(floats: packed + nth * perWorker) { ws in
             // Kᵀ tiles feed Q·Kᵀ as the broadcast-free operand; V rows padded to whole tiles feed P·V.
@@ -69,15 +69,24 @@ public enum Attention {
 
     /// One query tile of one head against every visible key tile of its sequence (online softmax).
     /// Scores are kept in log2 units: x = c·q·k with c = scale·log2(e), so P = 2^(x - m).
+    /// Head dim rounded up to whole forward-tile columns (stride of the packed V rows).
+    @inline(__always) static func forwardPaddedDim(_ d: Int) -> Int {
+        (d + forwardTileColumns - 1) / forwardTileColumns * forwardTileColumns
+    }
+    /// Query rows of a tile rounded up to whole forward tiles (scratch rows).
+    static var forwardRows: Int { (blockSize + forwardTileRows - 1) / forwardTileRows * forwardTileRows }
+    /// Scratch rows of the per-row statistics: whole vectors past `forwardRows`.
+    static var forwardStatRows: Int { (forwardRows + vLanes - 1) / vLanes * vLanes }
+
     @inline(__always)
     static func forwardTile(out: UnsafeMutablePointer<Float>, ldo: Int, lse: UnsafeMutablePointer<Float>,
                             q: UnsafePointer<Float>, ldq: Int, kT: UnsafePointer<Float>, vP: UnsafePointer<Float>,
                             i0: Int, rows nr: Int, length len: Int, headDim D: Int, causal: Bool, c: Float,
                             scratch: UnsafeMutablePointer<Float>) {
-        let bs = blockSize, R = tileRows, CW = tileColumns, Dv = paddedDim(D)
-        let panels = (nr + R - 1) / R, rows = panels * R
-        let qs = scratch, sc = qs + bs * D, o = sc + bs * bs, m = o + bs * Dv, l = m + bs
-        let mNew = l + bs, alpha = mNew + bs, shift = alpha + bs, rowSum = shift + bs
+        let bs = blockSize, R = forwardTileRows, CW = forwardTileColumns, Dv = forwardPaddedDim(D)
+        let panels = (nr + R - 1) / R, rows = panels * R, FR = forwardRows, SR = forwardStatRows
+        let qs = scratch, sc = qs + FR * D, o = sc + FR * bs, m = o + FR * Dv, l = m + SR
+        let mNew = l + SR, alpha = mNew + SR, shift = alpha + SR, rowSum = shift + SR
         // Q tile interleaved by panel (qs[p·R·D + d·R + r]) so the tile's broadcasts are contiguous.
         for p in 0 ..< panels {
             let dst = qs + p * R * D, full = (p + 1) * R <= nr
@@ -87,7 +96,7 @@ public enum Attention {
                 }
             }
         }
-        for r in 0 ..< bs { m[r] = -.infinity; l[r] = 0; mNew[r] = -.infinity; rowSum[r] = 0 }
+        for r in 0 ..< SR { m[r] = -.infinity; l[r] = 0; mNew[r] = -.infinity; rowSum[r] = 0 }
         o.update(repeating: 0, count: rows * Dv)
         let vc = VFloat(repeating: c)
         let keyTiles = causal ? (i0 + nr - 1) / bs + 1 : (len + bs - 1) / bs
@@ -99,7 +108,7 @@ public enum Attention {
             // Column strip outer: one D x CW strip of Kᵀ stays in L1 while the Q panels stream.
             for cb in stride(from: 0, to: cols, by: CW) {
                 for p in 0 ..< panels {
-                    tile(kc: D, a: qs + p * R * D, rs: 1, ks: R, b: kTile + cb, ldb: bs,
+                    forwardProduct(kc: D, a: qs + p * R * D, rs: 1, ks: R, b: kTile + cb, ldb: bs,
                          c: sc + p * R * bs + cb, ldc: bs, accumulate: false)
                 }
             }
@@ -147,7 +156,7 @@ public enum Attention {
             let vTile = vP + j0 * Dv
             for cb in stride(from: 0, to: Dv, by: CW) {
                 for p in 0 ..< panels {
-                    tile(kc: nc, a: sc + p * R * bs, rs: bs, ks: 1, b: vTile + cb, ldb: Dv,
+                    forwardProduct(kc: nc, a: sc + p * R * bs, rs: bs, ks: 1, b: vTile + cb, ldb: Dv,
                          c: o + p * R * Dv + cb, ldc: Dv, accumulate: true)
                 }
             }
