@@ -8,8 +8,8 @@ import Foundation
 // Speed needs the target CPU's FMA and vector width, which Swift only uses when told:
 //
 //   SAFETUNE_CPU=native swift build -c release       # tune for this machine
-//   SAFETUNE_CPU=x86-64-v3 swift build -c release    # AVX2 + FMA anywhere since Haswell / Zen 1
-//   SAFETUNE_CPU=x86-64-v4 swift build -c release    # AVX-512 (Skylake-X, Ice Lake, Zen 4)
+//   SAFETUNE_CPU=haswell swift build -c release      # AVX2 + FMA (any x86-64 since Haswell / Zen 1)
+//   SAFETUNE_CPU=skylake-avx512 swift build -c release  # AVX-512 (Skylake-X, Ice Lake, Zen 4)
 //
 // The CPU name goes to `-target-cpu`; the defines tell the kernels which register
 // file to block for (see Kernels/Support/Tiling.swift). Docs/BUILD.md explains the choice.
