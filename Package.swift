@@ -55,6 +55,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Llama", targets: ["Llama"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
+        .executable(name: "train-bench", targets: ["train-bench"]),
     ],
     targets: [
         // MARK: - Kernels
@@ -73,6 +74,8 @@ let package = Package(
         // MARK: - Benchmarks
         .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
                           path: "Benchmarks/KernelBench", swiftSettings: tuning),
+        .executableTarget(name: "train-bench", dependencies: ["Kernels", "Llama"],
+                          path: "Benchmarks/TrainBench", swiftSettings: tuning),
     ],
     swiftLanguageModes: [.v5]
 )

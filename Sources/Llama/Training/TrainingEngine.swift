@@ -1,6 +1,16 @@
 import Foundation
 import Kernels
 
+/// Seconds spent in the main kernel families during the passes of a `TrainingEngine`.
+public final class TrainingProfile {
+    /// Engine GEMMs (base projections and LoRA), excluding the cross-entropy's own GEMMs.
+    public var gemm = 0.0
+    public var attention = 0.0
+    /// The fused output projection + cross-entropy (GEMM-dominated: 2–6·N·V·C FLOPs).
+    public var crossEntropy = 0.0
+    public init() {}
+}
+
 /// Forward and backward passes of a frozen base model with LoRA adapters and hidden-state probes.
 ///
 /// Base weights are never written; gradients flow through them to the adapter (`adapter.buffer`)
@@ -23,6 +33,9 @@ public final class TrainingEngine: @unchecked Sendable {
     public var training = true
     /// Seed of the dropout masks; the same seed reproduces the same masks (see `DropoutMask`).
     public var dropoutSeed: UInt64 = 0
+
+    /// When set, time spent in GEMMs, attention and the fused cross-entropy accumulates here.
+    public var profile: TrainingProfile?
 
     var arena: ActivationArena?
     var current: TrainingBatch?
@@ -205,6 +218,8 @@ public final class TrainingEngine: @unchecked Sendable {
                 tw.withUnsafeBufferPointer { a.weights.update(from: $0.baseAddress!, count: N) }
                 a.dhidden.update(repeating: 0, count: N * c.hiddenSize)
             }
+            let t0 = profileStart()
+            defer { profileEnd(t0, \.crossEntropy) }
             CrossEntropy.forwardBackward(losses: a.losses, dhidden: tokenWeights == nil ? nil : a.dhidden, dweight: nil,
                                          hidden: a.xnF, weight: model.weights.output, targets: tg.baseAddress!,
                                          tokenWeights: tokenWeights == nil ? nil : UnsafePointer(a.weights),
