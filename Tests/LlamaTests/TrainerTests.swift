@@ -137,6 +137,28 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(p.values[0], 0.4771, accuracy: 1e-6)
     }
 
+    func testActivationPlanFitsSmolLM2WithinSixGiBAndMatchesAllocation() throws {
+        let smol = LlamaConfig(vocabSize: 49152, hiddenSize: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64, ffnSize: 1536,
+                               ropeBase: 100_000, contextLength: 2048)
+        let tokens = 8 * 256
+        let full = TrainingEngine.plannedActivationBytes(config: smol, tokens: tokens, recompute: false, loraRank: 8)
+        let re = TrainingEngine.plannedActivationBytes(config: smol, tokens: tokens, recompute: true, loraRank: 8)
+        let weights = smol.parameterCount * 4
+        let crossEntropyScratch = CrossEntropy.tokenBlock * CrossEntropy.vocabChunk * 4
+        XCTAssertLessThan(full + weights + crossEntropyScratch, 6 << 30, "B=8, T=256 must train within 6 GiB")
+        XCTAssertLessThan(re * 4, full, "recomputation should keep far less")
+        // The plan is what the engine allocates.
+        let model = try tinyModel()
+        let ad = try LoRAAdapter(base: model.weights, config: LoRAConfig(rank: 3), seed: 1)
+        for recompute in [false, true] {
+            let engine = TrainingEngine(model: model, adapter: ad, recompute: recompute)
+            let batch = try tinyBatch(model.config)
+            engine.forward(batch)
+            XCTAssertEqual(engine.activationBytes, TrainingEngine.plannedActivationBytes(
+                config: model.config, tokens: batch.tokenCount, recompute: recompute, loraRank: 3))
+        }
+    }
+
     func testTrainerRejectsBadInput() throws {
         let c = tinyConfig()
         var o = TrainerOptions()

@@ -34,19 +34,8 @@ final class ActivationArena {
     init(config c: LlamaConfig, tokens N: Int, keepsAll: Bool, loraRank r: Int) {
         self.tokens = N
         self.keepsAll = keepsAll
-        let C = c.hiddenSize, F = c.ffnSize, Q = c.qDim + 2 * c.kvDim, HD = c.qDim, H = c.heads
-        var sizes: [Int] = []
-        func take(_ n: Int) -> Int { sizes.append(n); return sizes.count - 1 }
-        let resid = (0 ... c.layers).map { _ in take(N * C) }
-        let sets = keepsAll ? c.layers : 1
-        var setIdx: [[Int]] = []
-        for _ in 0 ..< sets {
-            setIdx.append([take(N * C), take(N), take(N * Q), take(N * HD), take(N * H), take(N * C), take(N * C),
-                           take(N), take(N * F), take(N * F), take(7 * N * r)])
-        }
-        let maxIn = max(C, HD, F)
-        let scratch = [take(N * F), take(N * C), take(N * C), take(N * C), take(N * C), take(N * C), take(N), take(N), take(N),
-                       take(N * Q), take(N * Q), take(N * HD), take(N * F), take(N * F), take(N * F), take(N * maxIn), take(N * max(r, 1))]
+        let plan = ActivationArena.plan(config: c, tokens: N, keepsAll: keepsAll, loraRank: r)
+        let sizes = plan.sizes, resid = plan.residuals, setIdx = plan.sets, scratch = plan.scratch
         var offsets: [Int] = [], total = 0
         for s in sizes { offsets.append(total); total += (s + 15) / 16 * 16 }
         totalFloats = total
@@ -68,6 +57,30 @@ final class ActivationArena {
     }
 
     deinit { memory.deallocate() }
+
+    /// Buffer sizes in floats, in allocation order, and which of them are residuals, block sets and scratch.
+    static func plan(config c: LlamaConfig, tokens N: Int, keepsAll: Bool, loraRank r: Int)
+        -> (sizes: [Int], residuals: [Int], sets: [[Int]], scratch: [Int]) {
+        let C = c.hiddenSize, F = c.ffnSize, Q = c.qDim + 2 * c.kvDim, HD = c.qDim, H = c.heads
+        var sizes: [Int] = []
+        func take(_ n: Int) -> Int { sizes.append(n); return sizes.count - 1 }
+        let resid = (0 ... c.layers).map { _ in take(N * C) }
+        var sets: [[Int]] = []
+        for _ in 0 ..< (keepsAll ? c.layers : 1) {
+            sets.append([take(N * C), take(N), take(N * Q), take(N * HD), take(N * H), take(N * C), take(N * C),
+                         take(N), take(N * F), take(N * F), take(7 * N * r)])
+        }
+        let maxIn = max(C, HD, F)
+        let scratch = [take(N * F), take(N * C), take(N * C), take(N * C), take(N * C), take(N * C), take(N), take(N), take(N),
+                       take(N * Q), take(N * Q), take(N * HD), take(N * F), take(N * F), take(N * F), take(N * maxIn), take(N * max(r, 1))]
+        return (sizes, resid, sets, scratch)
+    }
+
+    /// Bytes an arena for these settings allocates (what `TrainingEngine.activationBytes` will report).
+    static func plannedBytes(config: LlamaConfig, tokens: Int, keepsAll: Bool, loraRank: Int) -> Int {
+        plan(config: config, tokens: tokens, keepsAll: keepsAll, loraRank: loraRank).sizes
+            .reduce(0) { $0 + ($1 + 15) / 16 * 16 } * MemoryLayout<Float>.size
+    }
 
     /// The activation set of block `l` reading its input from the residual stream.
     func block(_ l: Int) -> BlockActivations {

@@ -55,6 +55,14 @@ public final class TrainingEngine: @unchecked Sendable {
     /// Bytes of the activation arena currently allocated.
     public var activationBytes: Int { arena?.bytes ?? 0 }
 
+    /// Bytes of the activation arena a training forward over `tokens` rows allocates (all block
+    /// activations kept, or only the residual stream with `recompute`). The frozen base weights,
+    /// adapter and optimiser state come on top; the cross-entropy and attention scratch come from
+    /// `Workspace` (tokenBlock·vocabChunk floats for the former).
+    public static func plannedActivationBytes(config: LlamaConfig, tokens: Int, recompute: Bool, loraRank: Int) -> Int {
+        ActivationArena.plannedBytes(config: config, tokens: tokens, keepsAll: !recompute, loraRank: loraRank)
+    }
+
     public func zeroGradients() {
         adapter?.buffer.zeroGradients()
         probes?.buffer.zeroGradients()
