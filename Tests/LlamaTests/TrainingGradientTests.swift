@@ -1,5 +1,5 @@
 import Kernels
-@testable import Llama
+import Llama
 import TestSupport
 import XCTest
 
@@ -222,6 +222,67 @@ final class TrainingGradientTests: XCTestCase {
         let l = engine.losses(batch)
         let weighted = zip(l, tw).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         XCTAssertEqual(weighted, zip(sw, means).reduce(0.0) { $0 + Double($1.0) * $1.1 }, accuracy: 1e-5)
+    }
+
+    /// SAP's contrastive loss ℓ = mean_i −log σ((S_safe,i − S_harm,i)/T) through the hooks: one forward,
+    /// token weights −dℓ/dS from the losses, one backward; checked against FD of the Double reference.
+    func testContrastiveSequenceLossThroughHooksMatchesFiniteDifferences() throws {
+        let model = try tinyModel(seed: 8)
+        let c = model.config
+        let ad = try LoRAAdapter(base: model.weights, config: LoRAConfig(rank: 2, alpha: 4, targets: [.q, .v]), seed: 3)
+        randomizeAdapter(ad, seed: 4)
+        let probes = try ProbeSet(blocks: [1], config: c)
+        probes.buffer.values.update(repeating: 0.2)
+        var rng = SeededRNG(seed: 5)
+        func tokens(_ n: Int) -> [Int32] { (0 ..< n).map { _ in Int32.random(in: 0 ..< Int32(c.vocabSize), using: &rng) } }
+        let prompts = [tokens(3), tokens(4)]
+        let samples = prompts.flatMap { p in [TrainingSample(prompt: p, response: tokens(3)), TrainingSample(prompt: p, response: tokens(4))] }
+        let batch = try TrainingBatch(samples, config: c)
+        let T = 0.7, pairs = 2
+        func contrastive(_ S: [Double]) -> (loss: Double, dS: [Double]) {
+            var loss = 0.0, dS = [Double](repeating: 0, count: S.count)
+            for i in 0 ..< pairs {
+                let z = (S[2 * i] - S[2 * i + 1]) / T, sig = 1 / (1 + exp(-z))
+                loss += -log(sig) / Double(pairs)
+                dS[2 * i] = -(1 - sig) / T / Double(pairs)
+                dS[2 * i + 1] = (1 - sig) / T / Double(pairs)
+            }
+            return (loss, dS)
+        }
+        let engine = TrainingEngine(model: model, adapter: ad, probes: probes)
+        let losses = engine.forward(batch)
+        let S = batch.sampleSums(losses).map { -$0 }
+        XCTAssertEqual(S, engine.sequenceLogLikelihoods(batch))
+        engine.forward(batch)
+        engine.backward(tokenWeights: batch.tokenWeights(sumWeights: contrastive(S).dS.map { Float(-$0) }))
+        let tr = LlamaReference.Trainables(adapter: ad, probes: probes)
+        func refLoss(_ t: LlamaReference.Trainables) -> Double {
+            let l = LlamaReference.losses(model.weights, batch: batch, trainables: t)
+            let S = (0 ..< batch.sampleCount).map { s in
+                -(batch.sequenceStarts[s] ..< batch.sequenceStarts[s + 1]).reduce(0.0) { $0 + l[$1] }
+            }
+            return contrastive(S).loss
+        }
+        var pick = SeededRNG(seed: 6)
+        let idx = (0 ..< 12).map { _ in Int.random(in: 0 ..< ad.parameterCount, using: &pick) }
+        let h = 1e-5
+        let num = idx.map { i -> Double in
+            var p = tr, m = tr
+            p.lora[i] += h; m.lora[i] -= h
+            return (refLoss(p) - refLoss(m)) / (2 * h)
+        }
+        let scale = num.map(abs).max()!
+        XCTAssertGreaterThan(scale, 1e-6)
+        assertGradientsMatch(analytic: idx.map { ad.buffer.gradients[$0] }, numeric: num, "contrastive LoRA gradient",
+                             rtol: 5e-4, floor: 1e-2 * scale)
+        let pIdx = [0, 7, 19, 31]
+        let pNum = pIdx.map { i -> Double in
+            var p = tr, m = tr
+            p.probeValues[i] += h; m.probeValues[i] -= h
+            return (refLoss(p) - refLoss(m)) / (2 * h)
+        }
+        assertGradientsMatch(analytic: pIdx.map { probes.buffer.gradients[$0] }, numeric: pNum, "contrastive probe gradient",
+                             rtol: 5e-4, floor: 1e-2 * pNum.map(abs).max()!)
     }
 
     func testRowPermutationHelpersAreInverseAndMatchTheRoPEPairing() {

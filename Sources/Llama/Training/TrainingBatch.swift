@@ -71,6 +71,27 @@ public struct TrainingBatch: Sendable {
     /// Rows that carry a target.
     public var targetCount: Int { targets.filter { $0 != CrossEntropy.defaultIgnoreIndex }.count }
 
+    /// Σ of per-token losses over each sample's target rows (−log-likelihood of its response), in Double.
+    public func sampleSums(_ losses: [Float]) -> [Double] {
+        precondition(losses.count == tokenCount, "TrainingBatch.sampleSums: \(losses.count) losses for \(tokenCount) tokens")
+        return (0 ..< sampleCount).map { s in
+            var sum = 0.0
+            for t in sequenceStarts[s] ..< sequenceStarts[s + 1] where targets[t] != CrossEntropy.defaultIgnoreIndex {
+                sum += Double(losses[t])
+            }
+            return sum
+        }
+    }
+
+    /// Mean per-token loss over each sample's target rows (0 for a sample without targets).
+    public func sampleMeans(_ losses: [Float]) -> [Double] {
+        let sums = sampleSums(losses)
+        return (0 ..< sampleCount).map { s in
+            let k = (sequenceStarts[s] ..< sequenceStarts[s + 1]).filter { targets[$0] != CrossEntropy.defaultIgnoreIndex }.count
+            return k > 0 ? sums[s] / Double(k) : 0
+        }
+    }
+
     /// Token weights of a standard reduction (mean over the batch's targets, mean of per-sequence
     /// means, or sum).
     public func tokenWeights(_ reduction: CrossEntropy.Reduction) -> [Float] {
