@@ -62,6 +62,7 @@ let package = Package(
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
+        .executable(name: "train-bench", targets: ["train-bench"]),
     ],
     targets: [
         // MARK: - Kernels
@@ -108,6 +109,8 @@ let package = Package(
                           path: "Benchmarks/KernelBench", swiftSettings: tuning),
         .executableTarget(name: "engine-bench", dependencies: ["Llama", "RunSupport"],
                           path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .executableTarget(name: "train-bench", dependencies: ["Kernels", "Llama"],
+                          path: "Benchmarks/TrainBench", swiftSettings: tuning),
     ],
     swiftLanguageModes: [.v5]
 )
