@@ -1,5 +1,5 @@
 import Kernels
-@testable import Llama
+import Llama
 import TestSupport
 import XCTest
 

@@ -1,6 +1,6 @@
 import Foundation
 import Kernels
-@testable import Llama
+import Llama
 import TestSupport
 import XCTest
 
