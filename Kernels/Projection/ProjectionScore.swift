@@ -8,13 +8,13 @@ import Foundation
 ///   signedMean_i = (1/k) Σ_j w_j p_ij                (HaloScope released code, before abs)
 ///   normalized_i = Σ_j p_ij² / ||x_i - μ||²          (fraction of the centred energy in span V; 0 when x_i = μ)
 ///
-/// One fused, bandwidth-bound pass: X is read from memory once; each group of 4 rows is centred
-/// on the fly and multiplied against 4 basis vectors at a time with 16 vector accumulators
-/// (the basis, k·d floats, stays in L1/L2). Rows are split across workers in groups of 4 from
+/// One fused, bandwidth-bound pass: X is read from memory once; rows are centred on the fly and
+/// multiplied against the basis by the `RowDots` tiles (2 rows x 12 basis vectors for k >= 9,
+/// else 4 x 4; the basis, k·d floats, stays in L1/L2). Rows are split across workers in groups of 4 from
 /// row 0, and every (row, basis vector) dot product runs the same operation sequence in the
 /// 4-row and the 1-row kernel, so results are bitwise identical for any worker count.
 /// Error: |p̂_ij - p_ij| <= (d/vLanes + vLanes + 1)·eps·Σ_t |x_it - μ_t|·|v_jt| (Float dot product).
-/// Cost: 2·n·d·ceil(k/4)·4 flops; 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
+/// Cost: 2·n·d·kPad flops (k rounded up to the tile width); 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
 public enum ProjectionScore {
     /// Computes the requested outputs (any of `squared`, `signedMean`, `normalized`, and the raw
     /// projections `projections`, n x k row-major); nil outputs are skipped. Overwrites outputs.
@@ -29,7 +29,8 @@ public enum ProjectionScore {
                              workers: Int? = nil) {
         precondition(n >= 0 && d >= 1 && k >= 1 && ldx >= d, "ProjectionScore: bad shape n \(n) d \(d) k \(k) ldx \(ldx)")
         if n == 0 { return }
-        let kPad = (k + 3) / 4 * 4
+        let gw = RowDots.groupWidth(k)
+        let kPad = (k + gw - 1) / gw * gw
         var w = [Double](repeating: 1, count: k)
         if let weights { for j in 0 ..< k { w[j] = Double(weights[j]) } }
         let wantNorm = normalized != nil
@@ -53,8 +54,8 @@ public enum ProjectionScore {
                         for g in range {
                             let r0 = g * 4
                             let xr = x + r0 * ldx
-                            for b in stride(from: 0, to: kPad, by: 4) {
-                                RowDots.dot4x4(xr, ldx, mu, vb + b * d, d, out: pp + b, rs: kPad, cs: 1)
+                            for b in stride(from: 0, to: kPad, by: gw) {
+                                RowDots.dot4xG(gw, xr, ldx, mu, vb + b * d, d, out: pp + b, rs: kPad, cs: 1)
                             }
                             if wantNorm { norms = centredNorms4(xr, ldx, mu, d) }
                             for t in 0 ..< 4 {
@@ -65,8 +66,8 @@ public enum ProjectionScore {
                         if ith == nth - 1 {
                             for r in groups * 4 ..< n {
                                 let xr = x + r * ldx
-                                for b in stride(from: 0, to: kPad, by: 4) {
-                                    RowDots.dot1x4(xr, mu, vb + b * d, d, out: pp + b, cs: 1)
+                                for b in stride(from: 0, to: kPad, by: gw) {
+                                    RowDots.dot1xG(gw, xr, mu, vb + b * d, d, out: pp + b, cs: 1)
                                 }
                                 let nr = wantNorm ? centredNorm1(xr, mu, d) : 0
                                 finish(row: r, pp, k, wp, nr, squared, signedMean, normalized, projections)

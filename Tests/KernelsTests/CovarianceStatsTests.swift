@@ -15,11 +15,13 @@ final class CovarianceStatsTests: XCTestCase {
     }
 
     /// Frobenius norm of the elementwise bound on the Float-block error of XᵀX:
-    /// 2·(blockRows + 2)·eps·Σ_i |x_i||x_i|ᵀ — a bound on ||G - XᵀX||₂ and hence on the scatter error.
+    /// 2·γ·Σ_i |x_i||x_i|ᵀ with γ = (min(blockRows, KC) + blockRows/KC + 2)·eps (GEMM sums KC-deep
+    /// panels in registers, then adds panels in Float) — a bound on ||G - XᵀX||₂, hence on the scatter error.
     private func gramErrorBound(_ x: [Float], blockRows: Int) -> Double {
         var m = [Double](repeating: 0, count: d * d)
         for i in 0 ..< n { for a in 0 ..< d { let u = abs(Double(x[i * d + a])); for b in 0 ..< d { m[a * d + b] += u * abs(Double(x[i * d + b])) } } }
-        return 2 * Double(blockRows + 2) * Double(Float.ulpOfOne) * m.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let gamma = Double(min(blockRows, Tiling.KC) + blockRows / Tiling.KC + 2) * Double(Float.ulpOfOne)
+        return 2 * gamma * m.reduce(0) { $0 + $1 * $1 }.squareRoot()
     }
 
     private func stats(_ x: [Float], rows: Range<Int>, blockRows: Int = CovarianceStats.defaultBlockRows, workers: Int? = nil) -> CovarianceStats {
