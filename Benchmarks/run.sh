@@ -17,6 +17,7 @@ echo "== SafeTune kernels" >&2
 peers=()
 for script in Benchmarks/Peers/*.py; do
     name="$(basename "$script" .py)"
+    case "$name" in *_common|*_fixtures|llamacpp_bench) continue ;; esac  # helpers, fixture makers, the engine peer
     echo "== peer $name" >&2
     python3 "$script" --ours "$out/ours.json" --out "$out/$name.json" && [ -f "$out/$name.json" ] && peers+=("$out/$name.json")
 done
