@@ -24,6 +24,13 @@ extension LlamaReference {
     /// Logits (T x V) of one sequence under base weights + LoRA + probes, all in Double.
     /// `rowOffset` is the sequence's first row in the packed batch (dropout masks are indexed by it).
     package static func forward(_ w: LlamaWeights, tokens: [Int], trainables tr: Trainables, rowOffset: Int = 0) -> [Double] {
+        states(w, tokens: tokens, trainables: tr, rowOffset: rowOffset).logits
+    }
+
+    /// Residual stream after the embedding (index 0) and after every block, each T x C, and the
+    /// logits (T x V), under base weights + LoRA + probes, all in Double.
+    package static func states(_ w: LlamaWeights, tokens: [Int], trainables tr: Trainables,
+                               rowOffset: Int = 0) -> (hidden: [[Double]], logits: [Double]) {
         let c = w.config, C = c.hiddenSize, T = tokens.count, D = c.headDim
         let H = c.heads, group = H / c.kvHeads, F = c.ffnSize
         let ad = tr.adapter
@@ -95,6 +102,7 @@ extension LlamaReference {
         var x = [Double](repeating: 0, count: T * C)
         for t in 0 ..< T { for i in 0 ..< C { x[t * C + i] = Double(w.embedding[tokens[t] * C + i]) } }
         probe(0, &x)
+        var hidden = [x]
         for l in 0 ..< c.layers {
             let xn = norm(x, w.attnNorm(l), ad?.attnNormOffsets?[l])
             var q = linear(xn, w.qkv(l), rows: c.qDim, inDim: C)
@@ -137,9 +145,10 @@ extension LlamaReference {
             lora(l, .down, act, &down)
             for i in 0 ..< T * C { x[i] += down[i] }
             probe(l + 1, &x)
+            hidden.append(x)
         }
         let xf = norm(x, w.outputNorm, ad?.outputNormOffset)
-        return linear(xf, w.output, rows: c.vocabSize, inDim: C)
+        return (hidden, linear(xf, w.output, rows: c.vocabSize, inDim: C))
     }
 
     /// Per-token NLL (N, 0 where no target) of a packed batch, in Double.
