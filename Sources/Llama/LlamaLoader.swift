@@ -56,6 +56,17 @@ public enum LlamaLoader {
 
     static func loadGGUF(_ path: String, keepQuantized: Bool, template: ChatTemplateKind?) throws -> LoadedModel {
         let file = try GGUFFile(path: path)
+        let (weights, types) = try weights(gguf: file)
+        if keepQuantized { weights.quantized = try QuantizedWeights(file: file, config: weights.config) }
+        let tokenizer = try Tokenizer(gguf: file.metadata)
+        let chat = try ChatTemplate(gguf: file.metadata, override: template)
+        return LoadedModel(model: LlamaModel(weights: weights), tokenizer: tokenizer, template: chat,
+                           source: path, tensorTypes: types)
+    }
+
+    /// F32 weights of a GGUF file (every supported element type dequantized), and the count of
+    /// tensors per element type.
+    public static func weights(gguf file: GGUFFile) throws -> (LlamaWeights, [String: Int]) {
         var config = try config(gguf: file.metadata)
         config.tiedEmbeddings = file.tensorInfo("output.weight") == nil
         let weights = try LlamaWeights(config: config)
@@ -87,15 +98,76 @@ public enum LlamaLoader {
         }
         try load("output_norm.weight", rows: 1, cols: C, into: weights.outputNorm)
         if !config.tiedEmbeddings { try load("output.weight", rows: config.vocabSize, cols: C, into: weights.output) }
-        if keepQuantized { weights.quantized = try QuantizedWeights(file: file, config: config) }
-        let tokenizer = try Tokenizer(gguf: file.metadata)
-        let chat = try ChatTemplate(gguf: file.metadata, override: template)
-        return LoadedModel(model: LlamaModel(weights: weights), tokenizer: tokenizer, template: chat,
-                           source: path, tensorTypes: types)
+        return (weights, types)
     }
 
+    /// The hyperparameters of a Hugging Face `config.json`.
+    public static func config(huggingFace h: HFLlamaConfig) throws -> LlamaConfig {
+        let config = LlamaConfig(vocabSize: h.vocabSize, hiddenSize: h.hiddenSize, layers: h.numHiddenLayers,
+                                 heads: h.numAttentionHeads, kvHeads: h.numKeyValueHeads, headDim: h.headDim,
+                                 ffnSize: h.intermediateSize, rmsEps: Float(h.rmsNormEps), ropeBase: Float(h.ropeTheta),
+                                 contextLength: h.maxPositionEmbeddings, tiedEmbeddings: h.tieWordEmbeddings)
+        try config.validate()
+        return config
+    }
+
+    /// F32 weights from Hugging Face tensors (any of `files`, by HF name). Q and K rows are permuted
+    /// into the engine's adjacent-pair RoPE order (Docs/FORMATS.md), so a checkpoint gives the same
+    /// weights, and logits, as its GGUF conversion.
+    public static func weights(safetensors files: [SafeTensorsFile], config: LlamaConfig) throws -> LlamaWeights {
+        var cfg = config
+        let hasHead = files.contains { $0.tensorInfo("lm_head.weight") != nil }
+        cfg.tiedEmbeddings = cfg.tiedEmbeddings || !hasHead
+        let weights = try LlamaWeights(config: cfg)
+        let C = cfg.hiddenSize, F = cfg.ffnSize, D = cfg.headDim
+        func load(_ name: String, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>, permuteHeads: Int? = nil) throws {
+            guard let file = files.first(where: { $0.tensorInfo(name) != nil }) else { throw LlamaError.missingTensor(name) }
+            let info = file.tensorInfo(name)!
+            let expected = rows == 1 ? [cols] : [rows, cols]
+            guard info.shape == expected else { throw LlamaError.badTensorShape(name: name, expected: expected, found: info.shape) }
+            var values = try file.floats(name)
+            if let heads = permuteHeads { values = LlamaTensorNames.permuteHFToGGUF(values, heads: heads, headDim: D, cols: cols) }
+            values.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: rows * cols) }
+        }
+        try load("model.embed_tokens.weight", rows: cfg.vocabSize, cols: C, into: weights.embedding)
+        for l in 0 ..< cfg.layers {
+            let p = "model.layers.\(l)."
+            try load(p + "input_layernorm.weight", rows: 1, cols: C, into: weights.attnNorm(l))
+            try load(p + "self_attn.q_proj.weight", rows: cfg.qDim, cols: C, into: weights.qkv(l), permuteHeads: cfg.heads)
+            try load(p + "self_attn.k_proj.weight", rows: cfg.kvDim, cols: C, into: weights.qkv(l) + cfg.qDim * C, permuteHeads: cfg.kvHeads)
+            try load(p + "self_attn.v_proj.weight", rows: cfg.kvDim, cols: C, into: weights.qkv(l) + (cfg.qDim + cfg.kvDim) * C)
+            try load(p + "self_attn.o_proj.weight", rows: C, cols: cfg.qDim, into: weights.wo(l))
+            try load(p + "post_attention_layernorm.weight", rows: 1, cols: C, into: weights.ffnNorm(l))
+            try load(p + "mlp.gate_proj.weight", rows: F, cols: C, into: weights.gateUp(l))
+            try load(p + "mlp.up_proj.weight", rows: F, cols: C, into: weights.gateUp(l) + F * C)
+            try load(p + "mlp.down_proj.weight", rows: C, cols: F, into: weights.down(l))
+        }
+        try load("model.norm.weight", rows: 1, cols: C, into: weights.outputNorm)
+        if !cfg.tiedEmbeddings { try load("lm_head.weight", rows: cfg.vocabSize, cols: C, into: weights.output) }
+        return weights
+    }
+
+    /// A Hugging Face model directory: `config.json`, one or more `*.safetensors`, `tokenizer.json`
+    /// and (for the chat template) `tokenizer_config.json`.
     static func loadSafetensors(directory: String, template: ChatTemplateKind?) throws -> LoadedModel {
-        throw LlamaError.unsupported("safetensors directories are not wired into the engine yet ('\(directory)')")
+        let dir = URL(fileURLWithPath: directory)
+        func read(_ name: String) throws -> Data {
+            guard let d = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else {
+                throw LlamaError.invalidInput("\(directory) has no readable \(name)")
+            }
+            return d
+        }
+        let config = try config(huggingFace: HFLlamaConfig(json: read("config.json")))
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        guard !names.isEmpty else { throw LlamaError.invalidInput("\(directory) has no .safetensors file") }
+        let files = try names.map { try SafeTensorsFile(path: dir.appendingPathComponent($0).path) }
+        let weights = try weights(safetensors: files, config: config)
+        let tokenizerConfig = FileManager.default.contents(atPath: dir.appendingPathComponent("tokenizer_config.json").path)
+        let tokenizer = try Tokenizer(huggingFaceJSON: read("tokenizer.json"), config: tokenizerConfig)
+        let chat = try tokenizerConfig.map { try ChatTemplate(tokenizerConfig: $0, override: template) }
+            ?? ChatTemplate(kind: template ?? .chatml)
+        return LoadedModel(model: LlamaModel(weights: weights), tokenizer: tokenizer, template: chat,
+                           source: directory, tensorTypes: ["F32 (from safetensors)": files.reduce(0) { $0 + $1.tensors.count }])
     }
 }
 
