@@ -10,7 +10,9 @@ a row normalisation and one matmul with V. FLOPs counted exactly as ours (forwar
 half when causal, although numpy computes the full square; decode 4·B·H·T·D). Each thread count
 runs in a child process with OPENBLAS_NUM_THREADS set and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import json, sys
+
+from peer_common import cases_of, parse_args, record, run_children, time_samples, write
 
 PARAMS = ("B", "heads", "kvHeads", "T", "D", "causal")
 NAMES = ("attention_forward", "attention_decode")
@@ -44,56 +46,32 @@ def child(cases, min_time):
                     s /= s.sum(axis=1, keepdims=True)
                     np.matmul(s, v[b, g], out=o[b, h])
 
-        for _ in range(2):
-            run()
+        run()
         s0 = (q[0, 0].astype(np.float64) @ k[0, 0].T.astype(np.float64)) / np.sqrt(D)
         if causal:
             s0 = s0 + np.triu(np.full((T, T), -np.inf), 1)
         p0 = np.exp(s0 - s0.max(axis=1, keepdims=True))
         ref = (p0 / p0.sum(axis=1, keepdims=True)) @ v[0, 0].astype(np.float64)
         verified = bool(np.allclose(o[0, 0], ref, atol=1e-4))
-        samples, start = [], time.perf_counter()
-        while len(samples) < 5 or time.perf_counter() - start < min_time:
-            t0 = time.perf_counter()
-            run()
-            samples.append(time.perf_counter() - t0)
-        med = statistics.median(samples)
+        samples = time_samples(run, min_time, warmup=1)
         fl = 4.0 * B * H * T * D if decode else 4.0 * B * H * T * T * D * (0.5 if causal else 1.0)
-        r = {key: case[key] for key in PARAMS if key in case}
-        r.update(name=case["name"], threads=case["threads"], iterations=len(samples),
-                 minNs=int(min(samples) * 1e9), medianNs=int(med * 1e9),
-                 gflops=round(fl / med / 1e9, 2), gbps=0.0, verified=verified)
-        out.append(r)
+        out.append(record(case, PARAMS, samples, fl, 0.0, gbps=0.0, verified=verified))
     return out
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ours", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    ours = json.load(open(args.ours))
-    cases = [r for r in ours["results"] if r["name"] in NAMES]
+    args = parse_args(__doc__)
+    cases = cases_of(args, NAMES)
     if args.child:
-        json.dump(child([c for c in cases if c["threads"] == args.threads], args.min_time), sys.stdout)
+        json.dump(child(cases, args.min_time), sys.stdout)
         return
     try:
         import numpy as np
     except ImportError:
         print("numpy_attention: skipped: numpy not installed")
         return
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    results = []
-    for threads in sorted({c["threads"] for c in cases}):
-        env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
-        proc = subprocess.run([sys.executable, __file__, "--child", "--threads", str(threads), "--ours", args.ours,
-                               "--out", args.out, "--min-time", str(args.min_time)],
-                              env=env, check=True, capture_output=True, text=True)
-        results += json.loads(proc.stdout)
-    json.dump({"tool": "numpy", "version": np.__version__, "results": results}, open(args.out, "w"), indent=1)
+    results = run_children(__file__, args, cases, "numpy_attention")
+    write(args.out, {"tool": "numpy", "version": np.__version__, "results": results})
     for r in results:
         print(f"numpy {r['name']} " + ",".join(f"{k}={r[k]}" for k in PARAMS if k in r) + f" threads={r['threads']}: {r['gflops']} GFLOP/s")
 

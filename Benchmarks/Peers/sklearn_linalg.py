@@ -17,7 +17,10 @@ Each thread count runs in a child process with OPENBLAS_NUM_THREADS (and threadp
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Installs nothing: exits 0 with
 "skipped: scikit-learn not installed" when sklearn is missing.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import json, os, sys
+
+import peer_common
+from peer_common import cases_of, parse_args, run_children, time_samples, write
 
 NAMES = ("rsvd", "cov-accumulate", "proj-score")
 PARAMS = ("n", "d", "k", "p", "q")
@@ -45,17 +48,6 @@ def embedding_like(n, d, salt):
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def timeit(fn, min_time):
-    for _ in range(2):
-        fn()
-    samples, start = [], time.perf_counter()
-    while len(samples) < 5 or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return samples
-
-
 def child(cases, min_time):
     import numpy as np
     from sklearn.utils.extmath import randomized_svd
@@ -73,12 +65,8 @@ def child(cases, min_time):
         return exact_cache[key][:k]
 
     def record(case, samples, flops, nbytes, extra=None, name=None):
-        med = statistics.median(samples)
-        r = {key: case[key] for key in PARAMS if key in case}
-        r.update(name=name or case["name"], threads=case["threads"], iterations=len(samples),
-                 minNs=int(min(samples) * 1e9), medianNs=int(med * 1e9),
-                 gflops=round(flops / med / 1e9, 2), gbps=round(nbytes / med / 1e9, 2))
-        r.update(extra or {})
+        r = peer_common.record(case, PARAMS, samples, flops, nbytes, **(extra or {}))
+        r["name"] = name or case["name"]
         out.append(r)
 
     for case in cases:
@@ -91,17 +79,17 @@ def child(cases, min_time):
             _, s, _ = run()
             ex = exact_top(x, k)
             rel = float(np.max(np.abs(s[:k] - ex) / ex))
-            record(case, timeit(run, min_time), (2 * q + 2) * 2.0 * n * d * (k + p), (2 * q + 2) * 4.0 * n * d, {"relErr": rel})
+            record(case, time_samples(run, min_time, warmup=2), (2 * q + 2) * 2.0 * n * d * (k + p), (2 * q + 2) * 4.0 * n * d, {"relErr": rel})
             if n * d <= 20000 * 576 and q == 2:
                 def svd():
                     return np.linalg.svd(x - x.mean(0), full_matrices=False, compute_uv=True)
                 _, s2, _ = svd()
                 rel2 = float(np.max(np.abs(s2[:k] - ex) / ex))
-                record(case, timeit(svd, min(min_time, 0.1)), 0, 4.0 * n * d, {"relErr": rel2}, name="svd-exact")
+                record(case, time_samples(svd, min(min_time, 0.1), warmup=2), 0, 4.0 * n * d, {"relErr": rel2}, name="svd-exact")
         elif case["name"] == "cov-accumulate":
             x = embedding_like(n, d, 21)
             run = lambda: (x.T @ x, x.sum(0, dtype=np.float64))
-            record(case, timeit(run, min_time), 2.0 * n * d * d, 4.0 * n * d)
+            record(case, time_samples(run, min_time, warmup=2), 2.0 * n * d * d, 4.0 * n * d)
         elif case["name"] == "proj-score":
             k = case["k"]
             x = embedding_like(n, d, 31)
@@ -109,19 +97,13 @@ def child(cases, min_time):
             v = np.linalg.qr(np.random.default_rng(0).standard_normal((d, k)))[0].astype(np.float32)
             w = np.arange(1, k + 1, dtype=np.float32)
             run = lambda: (((x - mu) @ v) ** 2 * w).sum(1)
-            record(case, timeit(run, min_time), 2.0 * n * d * k, 4.0 * n * d)
+            record(case, time_samples(run, min_time, warmup=2), 2.0 * n * d * k, 4.0 * n * d)
     return out
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ours", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    ours = json.load(open(args.ours))
-    cases = [r for r in ours["results"] if r["name"] in NAMES]
+    args = parse_args(__doc__)
+    cases = cases_of(args, NAMES)
     if args.child:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"])):
@@ -134,29 +116,13 @@ def main():
     except ImportError as e:
         print(f"sklearn_linalg: skipped: scikit-learn not installed ({e.name} missing)")
         return
-    results = []
-    for threads in sorted({c["threads"] for c in cases}):
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-        env["OPENBLAS_NUM_THREADS"] = str(threads)
-        env["OMP_NUM_THREADS"] = str(threads)
-        mine = [c for c in cases if c["threads"] == threads]
-        tmp = args.out + f".cases{threads}.json"
-        with open(tmp, "w") as f:
-            json.dump({"results": mine}, f)
-        print(f"sklearn_linalg: {len(mine)} cases with {threads} threads", file=sys.stderr)
-        proc = subprocess.run([sys.executable, __file__, "--child", "--ours", tmp, "--out", "-",
-                               "--min-time", str(args.min_time)], env=env, stdout=subprocess.PIPE, text=True)
-        os.unlink(tmp)
-        if proc.returncode != 0:
-            sys.exit("sklearn_linalg: child failed (see its messages above)")
-        results += json.loads(proc.stdout)
+    results = run_children(__file__, args, cases, "sklearn_linalg")
     config = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
     blas = config.get("Build Dependencies", {}).get("blas", {}) if isinstance(config, dict) else {}
     doc = {"tool": "scikit-learn",
            "version": f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, {blas.get('name', '?')} {blas.get('version', '')}".strip(),
            "results": results}
-    with open(args.out, "w") as f:
-        json.dump(doc, f, indent=1)
+    write(args.out, doc)
     print(f"sklearn_linalg: wrote {len(results)} results to {args.out}", file=sys.stderr)
 
 

@@ -10,7 +10,9 @@ forward 4·B·H·T²·D (half when causal), backward 2.5x forward (timed alone: 
 builds the graph runs outside the timer), decode 4·B·H·T·D. Each thread count runs in a child
 process with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Exits 0 with "skipped" without torch.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import json, sys, time
+
+from peer_common import cases_of, parse_args, record, run_children, write
 
 PARAMS = ("B", "heads", "kvHeads", "T", "D", "causal")
 NAMES = ("attention_forward", "attention_backward", "attention_decode")
@@ -66,42 +68,23 @@ def child(cases, min_time):
         else:
             with torch.no_grad():
                 samples = time_it(lambda _: sdpa(q, k, v), min_time)
-        med = statistics.median(samples)
-        r = {key: case[key] for key in PARAMS if key in case}
-        r.update(name=case["name"], threads=case["threads"], iterations=len(samples),
-                 minNs=int(min(samples) * 1e9), medianNs=int(med * 1e9),
-                 gflops=round(flops(case) / med / 1e9, 2), gbps=0.0, verified=verified)
-        out.append(r)
+        out.append(record(case, PARAMS, samples, flops(case), 0.0, gbps=0.0, verified=verified))
     return out
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ours", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    ours = json.load(open(args.ours))
-    cases = [r for r in ours["results"] if r["name"] in NAMES]
+    args = parse_args(__doc__)
+    cases = cases_of(args, NAMES)
     if args.child:
-        json.dump(child([c for c in cases if c["threads"] == args.threads], args.min_time), sys.stdout)
+        json.dump(child(cases, args.min_time), sys.stdout)
         return
     try:
         import torch
     except ImportError:
         print("torch_attention: skipped: torch not installed")
         return
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    results = []
-    for threads in sorted({c["threads"] for c in cases}):
-        env["OMP_NUM_THREADS"] = str(threads)
-        proc = subprocess.run([sys.executable, __file__, "--child", "--threads", str(threads), "--ours", args.ours,
-                               "--out", args.out, "--min-time", str(args.min_time)],
-                              env=env, check=True, capture_output=True, text=True)
-        results += json.loads(proc.stdout)
-    json.dump({"tool": "pytorch-sdpa", "version": torch.__version__, "results": results}, open(args.out, "w"), indent=1)
+    results = run_children(__file__, args, cases, "torch_attention")
+    write(args.out, {"tool": "pytorch-sdpa", "version": torch.__version__, "results": results})
     for r in results:
         print(f"torch {r['name']} " + ",".join(f"{k}={r[k]}" for k in PARAMS if k in r) + f" threads={r['threads']}: {r['gflops']} GFLOP/s")
 
