@@ -18,7 +18,7 @@ final class SAFTRealModelTests: XCTestCase {
         XCTAssertEqual(e.byBlock[15]!.count, 50 * 576)
         XCTAssertTrue(e.byBlock[22]!.allSatisfy { $0.isFinite })
         // The embedding at the last prompt token equals the block state of that token in a plain forward.
-        let (ids, promptTokens) = SAFTEmbedder.encode(samples[3], with: m)
+        let (ids, promptTokens) = SampleEncoding.encode(samples[3], with: m)
         let direct = try m.model.forward([Array(ids.prefix(promptTokens))],
                                          options: ForwardOptions(logits: .none, captureBlocks: [15])).hidden[15]!
         let row = Array(direct[(promptTokens - 1) * 576 ..< promptTokens * 576])

@@ -33,17 +33,6 @@ public struct Embeddings: Sendable {
 }
 
 public enum SAFTEmbedder {
-    /// Tokenizes one sample as fine-tuning will see it: (ids, tokens of the prompt part).
-    public static func encode(_ s: Sample, with m: LoadedModel) -> (ids: [Int32], promptTokens: Int) {
-        var messages: [ChatMessage] = []
-        if let sys = s.system { messages.append(.system(sys)) }
-        messages.append(.user(s.prompt))
-        messages.append(.assistant(s.response))
-        let rendered = m.template.render(messages, addGenerationPrompt: false)
-        let enc = m.tokenizer.encodeChat(rendered)
-        return (enc.ids.map { Int32($0) }, enc.promptTokens)
-    }
-
     /// Runs the model over every sample (no gradients), batched by length up to `batchTokens`
     /// tokens per forward, stopping after the deepest requested block, and returns the residual
     /// state after each block in `blocks` (1...L) at `position`. Samples longer than `maxTokens`
@@ -61,7 +50,7 @@ public enum SAFTEmbedder {
         // Token ids to run and, per sample, the rows (within its own sequence) to read.
         var inputs: [[Int32]] = [], readFrom: [Range<Int>] = []
         for s in samples {
-            var (ids, promptTokens) = encode(s, with: m)
+            var (ids, promptTokens) = SampleEncoding.encode(s, with: m)
             if ids.count > limit { ids = Array(ids.prefix(limit)); truncated += 1 }
             let p = max(1, min(promptTokens, ids.count))
             switch position {
