@@ -61,3 +61,42 @@ public struct OutputError: Error, CustomStringConvertible {
 public func seconds(since start: DispatchTime) -> Double {
     Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }
+
+/// Produces `path` (a file or a directory) atomically: `body` writes to a temporary path in the
+/// same folder, which then replaces `path` by rename. On failure nothing is left behind and an
+/// existing `path` stays as it was (a directory is swapped with one extra rename, so a crash in
+/// between leaves the old copy under a hidden `.old` name, never a half-written one).
+public func produceAtomically(_ path: String, _ body: (String) throws -> Void) throws {
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent()
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw OutputError("cannot write \(path): folder \(dir.path) does not exist")
+    }
+    let pid = ProcessInfo.processInfo.processIdentifier
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).\(pid).tmp").path
+    let old = dir.appendingPathComponent(".\(url.lastPathComponent).\(pid).old").path
+    let fm = FileManager.default
+    try? fm.removeItem(atPath: tmp)
+    do {
+        try body(tmp)
+        var existingIsDir: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &existingIsDir), existingIsDir.boolValue {
+            try? fm.removeItem(atPath: old)
+            guard rename(path, old) == 0 else { throw OutputError("cannot replace \(path): \(String(cString: strerror(errno)))") }
+            guard rename(tmp, path) == 0 else {
+                _ = rename(old, path)
+                throw OutputError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))")
+            }
+            try? fm.removeItem(atPath: old)
+        } else if rename(tmp, path) != 0 {
+            throw OutputError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))")
+        }
+    } catch {
+        try? fm.removeItem(atPath: tmp)
+        throw error is OutputError ? error : OutputError("cannot write \(path): \(error)")
+    }
+}
+
+/// `x` for a JSON object, or JSON null.
+public func orNull<T>(_ x: T?) -> Any { x.map { $0 as Any } ?? NSNull() }
