@@ -40,6 +40,7 @@ let spec = CommandSpec(
         .init("probe-lr", "X", "probe learning rate beta (default 0.05)"),
         .init("grad-rate", "X", "perturbation radius relative to ||theta|| (default 2e-5)"),
         .init("temperature", "T", "contrastive temperature (default 1)"),
+        .init("contrastive", "R", "sum (default, the code: summed log-likelihoods) or mean (length-normalised)"),
         .init("probe-preset", "P", "code (default: depths 3/32, 9/32) or paper (11/32 ... 20/32)"),
         .init("probe-layers", "L,L", "0-based layers whose output gets a probe (overrides --probe-preset)"),
         .init("order", "O", "code (default: probe lags one step) or paper (same-batch probe, one extra pass)"),
@@ -101,6 +102,10 @@ runCommand(spec) { args in
         throw UsageError("--probe-preset must be code or paper")
     }
     o.order = order
+    guard let reduction = SAPOptions.ContrastiveReduction(rawValue: args.string("contrastive") ?? "sum") else {
+        throw UsageError("--contrastive must be sum or mean")
+    }
+    o.contrastiveReduction = reduction
     o.probeUpdate = update
     let maxTokens = try args.int("max-tokens", default: 128, range: 8 ... 1 << 20)!
     let tripleMaxTokens = try args.int("triple-max-tokens", default: 128, range: 8 ... 1 << 20)!
@@ -186,7 +191,7 @@ runCommand(spec) { args in
     var report: [String: Any] = [
         "tool": "sap", "method": plain ? "plain-sft" : "sap", "model": modelPath, "data": dataPath, "adapter": outPath,
         "config": ["lr": Double(o.learningRate), "probe_lr": Double(o.probeLearningRate), "grad_rate": o.gradRate,
-                   "temperature": o.temperature, "order": o.order.rawValue, "probe_update": o.probeUpdate.rawValue,
+                   "temperature": o.temperature, "contrastive": o.contrastiveReduction.rawValue, "order": o.order.rawValue, "probe_update": o.probeUpdate.rawValue,
                    "probe_layers": plain ? [] : o.probeLayers, "probe_preset": args.has("probe-layers") ? "explicit" : preset.rawValue,
                    "batch_size": o.batchSize, "contrastive_batch": o.contrastiveBatchSize, "steps": o.maxSteps,
                    "max_tokens": maxTokens, "triple_max_tokens": tripleMaxTokens, "seed": Int(o.seed),

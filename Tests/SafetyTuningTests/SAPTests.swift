@@ -138,6 +138,33 @@ final class SAPTests: XCTestCase {
         XCTAssertEqual(record.loss, taskLoss(theta1, v1), accuracy: 1e-5)
     }
 
+    /// The length-normalised contrastive loss: its gradient against finite differences of the reference.
+    func testMeanContrastiveGradientMatchesTheReference() throws {
+        let f = try fixture(seed: 5)
+        var opts = options()
+        opts.contrastiveReduction = .mean
+        let trainer = try SAPTrainer(engine: f.engine, taskSet: f.tasks, pairs: f.pairs, options: opts)
+        let theta = f.adapter.buffer.snapshot().map(Double.init)
+        trainer.keepDetails = true
+        let r = try trainer.trainStep()
+        let pairBatch = try TrainingBatch(f.pairs.map(\.chosen) + f.pairs.map(\.rejected), config: f.model.config)
+        func safetyLoss(_ th: [Double]) -> Double {
+            var tr = LlamaReference.Trainables(adapter: f.adapter, probes: trainer.probes)
+            tr.lora = th
+            tr.probeValues = [Double](repeating: 0, count: trainer.probes!.buffer.count)
+            let l = LlamaReference.losses(f.model.weights, batch: pairBatch, trainables: tr)
+            let means = (0 ..< pairBatch.sampleCount).map { s -> Double in
+                let rows = (pairBatch.sequenceStarts[s] ..< pairBatch.sequenceStarts[s + 1]).filter { pairBatch.targets[$0] != CrossEntropy.defaultIgnoreIndex }
+                return rows.reduce(0) { $0 + l[$1] } / Double(rows.count)
+            }
+            let B = f.pairs.count
+            return (0 ..< B).reduce(0.0) { $0 + log(1 + exp(-(-means[$1] + means[B + $1]) / opts.temperature)) / Double(B) }
+        }
+        let g = fd(theta, safetyLoss)
+        assertClose(trainer.lastDetails!.safetyGradient, g, rtol: 2e-3, atol: 2e-4 * g.map(abs).max()!, "mean contrastive gradient")
+        XCTAssertEqual(r.safetyLoss!, safetyLoss(theta), accuracy: 1e-5)
+    }
+
     func taskSums(_ losses: [Double], _ batch: TrainingBatch) -> [Double] {
         (0 ..< batch.sampleCount).map { s in (batch.sequenceStarts[s] ..< batch.sequenceStarts[s + 1]).reduce(0) { $0 + losses[$1] } }
     }

@@ -19,6 +19,14 @@ public struct SAPOptions: Codable, Equatable, Sendable {
         /// v = probeLR · grad_v L_su (the paper's plain ascent step; tiny, since grad_v L_su scales with eps).
         case plain
     }
+    /// How a response's log-likelihood S enters the contrastive loss.
+    public enum ContrastiveReduction: String, Codable, Sendable, CaseIterable {
+        /// S = Σ_t log p (the code): long harmful completions make S_c − S_r large and saturate the
+        /// sigmoid, so pairs of very unequal length give almost no gradient.
+        case sum
+        /// S = mean_t log p (length-normalised, as the paper's L(W, D_safe) − L(W, D_harmful) reads).
+        case mean
+    }
     /// Probe blocks by relative depth of a 32-block model (METHODS.md 5.4).
     public enum ProbePreset: String, Codable, Sendable, CaseIterable {
         /// Code: layers 3 and 9 of 32 (0-based).
@@ -45,6 +53,7 @@ public struct SAPOptions: Codable, Equatable, Sendable {
     public var gradRate: Double = 2e-5
     /// Contrastive temperature T.
     public var temperature: Double = 1
+    public var contrastiveReduction: ContrastiveReduction = .sum
     public var order: Order = .code
     public var probeUpdate: ProbeUpdate = .adam
     /// 0-based layers whose output receives a probe (ProbeSet block = layer + 1).

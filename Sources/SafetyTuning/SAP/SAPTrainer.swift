@@ -226,7 +226,7 @@ public final class SAPTrainer {
         probes.buffer.zeroGradients()
     }
 
-    /// l_con = mean_i −log sigmoid((S_c,i − S_r,i)/T) with S the summed response log-likelihood
+    /// l_con = mean_i −log sigmoid((S_c,i − S_r,i)/T) with S the summed (or mean) response log-likelihood
     /// (chosen and rejected packed into one batch, the probe in place); leaves grad_theta l_con in
     /// the adapter gradients (probe gradients zeroed). Returns the loss and the tokens processed.
     func contrastiveGradient(_ batchPairs: [(chosen: TrainingSample, rejected: TrainingSample)], seed: UInt64) throws -> (Double, Int) {
@@ -235,7 +235,8 @@ public final class SAPTrainer {
         engine.zeroGradients()
         engine.dropoutSeed = seed
         let losses = engine.forward(batch)
-        let sums = batch.sampleSums(losses)   // Σ nll = −S
+        let mean = options.contrastiveReduction == .mean
+        let sums = mean ? batch.sampleMeans(losses) : batch.sampleSums(losses)   // −S
         let T = options.temperature
         var loss = 0.0
         var weights = [Float](repeating: 0, count: 2 * B)
@@ -247,7 +248,7 @@ public final class SAPTrainer {
             weights[i] = Float(w)
             weights[B + i] = Float(-w)
         }
-        engine.backward(tokenWeights: batch.tokenWeights(sumWeights: weights))
+        engine.backward(tokenWeights: mean ? batch.tokenWeights(sampleWeights: weights) : batch.tokenWeights(sumWeights: weights))
         probes?.buffer.zeroGradients()
         return (loss, batch.tokenCount)
     }
