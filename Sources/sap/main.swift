@@ -19,7 +19,8 @@ let spec = CommandSpec(
     dropout 0.1 with the mask shared by the perturbed and clean passes; lr 1e-4 AdamW (0.9, 0.999, wd 0.01),
     no clipping; probe lr 0.05; grad rate 2e-5; T 1; probe preset code (layers 3/32 and 9/32 of depth, i.e.
     3 and 8 of 30); task batch 10, 128 tokens; contrastive batch 4 (code 8), 128 tokens (code 256);
-    one epoch over --data. One step costs about 3-4 plain SFT steps (see the report's cost block).
+    one epoch over --data. One step costs about 3 plain SFT steps (2.9x measured, Docs/SAP.md; the
+    report's cost block measures it for each run).
     """,
     options: [
         .init("model", "PATH", "GGUF model (the aligned model to fine-tune)"),
