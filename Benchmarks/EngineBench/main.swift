@@ -63,13 +63,14 @@ runCommand(spec) { args in
     let batched = median(try (0 ..< repeats).map { _ in try decodeRate(prompts, batchTokens) })
     let rss = peakRSSMiB()
     let rows: [(String, Double)] = [("pp\(ppTokens)", pp), ("tg\(tgTokens)", tg), ("batched\(batch)x\(batchTokens)", batched)]
+    print("engine-bench: machine \(machineLine()); \(versionText("engine-bench"))")
     print("engine-bench: \(path), \(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads, load \(String(format: "%.2f", loadSeconds)) s, peak RSS \(String(format: "%.0f", rss)) MiB")
     for (name, v) in rows { print(String(format: "%-16@ %10.1f tokens/s", name as NSString, v)) }
     print(String(format: "batched / single-stream: %.2fx", batched / tg))
     if let json = args.string("json") {
         let doc: [String: Any] = [
             "tool": "engine-bench", "model": path, "date": ISO8601DateFormatter().string(from: Date()),
-            "build": ["isa": BuildInfo.isa, "fma": BuildInfo.fma], "threads": Parallel.defaultWorkers,
+            "machine": machineReport(), "build": buildReport(), "threads": Parallel.defaultWorkers,
             "loadSeconds": loadSeconds, "peakRSSMiB": rss, "tensorTypes": m.tensorTypes,
             "results": rows.map { ["name": $0.0, "threads": Parallel.defaultWorkers, "tokensPerSecond": $0.1] },
         ]
