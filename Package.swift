@@ -62,6 +62,7 @@ let package = Package(
         .executable(name: "sap", targets: ["sap"]),
         .executable(name: "seal", targets: ["seal"]),
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
+        .executable(name: "safetune", targets: ["safetune"]),
         .executable(name: "safetune-launch", targets: ["safetune-launch"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
@@ -87,16 +88,24 @@ let package = Package(
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
         .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
-        .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
-                          swiftSettings: tuning),
         .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
                           swiftSettings: tuning),
-        .executableTarget(name: "sap", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/sap",
-                          swiftSettings: tuning),
-        .executableTarget(name: "seal", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/seal",
-                          swiftSettings: tuning),
-        .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
-                          swiftSettings: tuning),
+        // Each tool is a library (its command as a function) and a one-line executable, so that the
+        // multi-call `safetune` binary can hold them all (dist ships one binary per CPU level).
+        .target(name: "GenerateTool", dependencies: ["Llama", "RunSupport"], path: "Sources/Tools/generate",
+                swiftSettings: tuning),
+        .target(name: "MakeDemoDataTool", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/Tools/make-demo-data",
+                swiftSettings: tuning),
+        .target(name: "SAPTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/sap",
+                swiftSettings: tuning),
+        .target(name: "SEALTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/seal",
+                swiftSettings: tuning),
+        .executableTarget(name: "generate", dependencies: ["GenerateTool"], path: "Sources/Executables/generate"),
+        .executableTarget(name: "make-demo-data", dependencies: ["MakeDemoDataTool"], path: "Sources/Executables/make-demo-data"),
+        .executableTarget(name: "sap", dependencies: ["SAPTool"], path: "Sources/Executables/sap"),
+        .executableTarget(name: "seal", dependencies: ["SEALTool"], path: "Sources/Executables/seal"),
+        .executableTarget(name: "safetune", dependencies: ["GenerateTool", "MakeDemoDataTool", "SAPTool", "SEALTool", "KernelBenchTool", "EngineBenchTool"],
+                          path: "Sources/Executables/safetune"),
 
         // The dist launcher: picks the build for this CPU (Docs/DEPLOYMENT.md). Glibc only.
         .target(name: "CPUSelect", path: "Sources/CPUSelect"),
@@ -117,10 +126,10 @@ let package = Package(
                     path: "Tests/LlamaTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
-        .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
-                          path: "Benchmarks/KernelBench", swiftSettings: tuning),
-        .executableTarget(name: "engine-bench", dependencies: ["Llama", "RunSupport"],
-                          path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .target(name: "KernelBenchTool", dependencies: ["Kernels"], path: "Benchmarks/KernelBench", swiftSettings: tuning),
+        .target(name: "EngineBenchTool", dependencies: ["Llama", "RunSupport"], path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .executableTarget(name: "kernel-bench", dependencies: ["KernelBenchTool"], path: "Benchmarks/Executables/kernel-bench"),
+        .executableTarget(name: "engine-bench", dependencies: ["EngineBenchTool"], path: "Benchmarks/Executables/engine-bench"),
         .executableTarget(name: "train-bench", dependencies: ["Kernels", "Llama"],
                           path: "Benchmarks/TrainBench", swiftSettings: tuning),
     ],

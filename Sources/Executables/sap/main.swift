@@ -1,0 +1,3 @@
+import SAPTool
+
+sapMain(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,3 @@
+import SEALTool
+
+sealMain(Array(CommandLine.arguments.dropFirst()))
