@@ -82,6 +82,7 @@ final class MethodRunnerTests: XCTestCase {
         XCTAssertGreaterThan(cost["ratio_vs_plain_sft"] as? Double ?? 0, 1)
         XCTAssertEqual((rep["config"] as? [String: Any])?["probe_layers"] as? [Int], [0, 1])
         XCTAssertNotNil(rep["eval_loss_after"] as? Double)
+        XCTAssertNotNil(rep["saturated_contrastive_steps"] as? Int)
         XCTAssertTrue(exists("adapter/adapter_config.json") && exists("adapter/adapter_model.safetensors"))
         let merged = try LlamaLoader.load(path("merged.gguf"))
         XCTAssertEqual(merged.model.config.layers, 2)

@@ -215,6 +215,15 @@ public func sapMain(_ arguments: [String]) -> Never {
             "template": loaded.template.summary, "build": buildReport().merging(["threads": Parallel.defaultWorkers]) { a, _ in a },
         ]
         if !plain, let last = h.last { report["final_safety_loss"] = orNull(last.safetyLoss) }
+        // Steps whose contrastive gradient vanished (sigmoid saturated: the step was plain SFT).
+        let saturated = h.filter { ($0.safetyGradNorm ?? 1) < 1e-8 }.count
+        if !plain {
+            report["saturated_contrastive_steps"] = saturated
+            if saturated > 0 {
+                log("sap: warning: \(saturated) of \(h.count) steps had a vanishing safety gradient (||g|| < 1e-8: chosen and "
+                    + "rejected log-likelihoods too far apart); consider --contrastive mean or a larger --temperature")
+            }
+        }
         if let b = evalBefore { report["eval_loss_before"] = b }
         if let a = evalAfter { report["eval_loss_after"] = a }
         if let m = args.string("merged-out") { report["merged_model"] = m; report["merged_type"] = mergedType.rawValue }
