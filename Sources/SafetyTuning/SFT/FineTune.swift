@@ -200,6 +200,7 @@ public final class FineTune {
         let adapter = try LoRAAdapter(base: model.model.weights, config: o.lora, seed: o.adapterSeed)
         let engine = TrainingEngine(model: model.model, adapter: adapter, recompute: o.recompute, workers: o.workers)
         trainer = try Trainer(engine: engine, trainSet: data.train.samples, evalSet: data.eval.samples, options: o.trainer)
+        trainer.log = { _ in }
     }
 
     /// Optimiser steps of `length`: epochs count micro-batches (each epoch's own plan when batching
