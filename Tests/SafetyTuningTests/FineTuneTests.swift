@@ -52,30 +52,33 @@ final class FineTuneTests: XCTestCase {
         XCTAssertEqual(FineTune.totalSteps(.steps(7), trainSet: d.train.samples, options: o), 7)
     }
 
-    /// The library learns sixteen rows to near-zero held-out (= training) loss.
+    /// The library learns sixteen rows to near-zero held-out (= training) loss. The answer has to be
+    /// carried from the prompt across the template's ~15 tokens, so this takes 200 full-batch steps
+    /// (2 s in release, ~10 min in debug: release only).
     func testLibraryOverfitsSixteenRows() throws {
+        guard isReleaseBuild else { throw XCTSkip("200 training steps: release builds only") }
         let m = try Self.tinyLoaded()
         let rows = Self.rows()
         let data = try FineTuneData.prepare(rows, evalData: rows, model: m, maxTokens: 64)
         XCTAssertEqual(data.train.samples.count, 16)
         var o = FineTuneOptions()
         o.lora = LoRAConfig(rank: 8, alpha: 16, targets: LoRATarget.allCases, trainNorms: true)
-        o.trainer.learningRate = 3e-2
+        o.trainer.learningRate = 1e-2
         o.trainer.batchSize = 16
         o.trainer.maxGradNorm = nil
         o.trainer.optimizer = .adamW(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
-        o.trainer.evalEvery = 20
-        o.length = .steps(80)
+        o.trainer.evalEvery = 50
+        o.length = .steps(200)
         o.schedule = .cosine(warmupSteps: 3, minRatio: 0)
         let run = try FineTune(model: m, data: data, options: o)
         let r = try run.run()
-        XCTAssertEqual(r.steps.count, 80)
-        XCTAssertEqual(r.evalLosses.map(\.step), [20, 40, 60, 80])
+        XCTAssertEqual(r.steps.count, 200)
+        XCTAssertEqual(r.evalLosses.map(\.step), [50, 100, 150, 200])
         let base = try XCTUnwrap(r.baseEvalLoss)
         XCTAssertGreaterThan(base, 3, "a random model starts near log V")
         XCTAssertEqual(r.steps.first!.loss, base, accuracy: 0.02 * base, "step 1 trains from the base model (dropout 0)")
         XCTAssertLessThan(r.evalLosses.last!.loss, 0.05, "did not overfit: base \(base), evals \(r.evalLosses)")
-        XCTAssertEqual(r.trainTokens, 80 * data.train.tokens)
+        XCTAssertEqual(r.trainTokens, 200 * data.train.tokens)
         XCTAssertGreaterThan(r.peakResidentBytes, 0)
     }
 
