@@ -108,8 +108,13 @@ runCommand(spec) { args in
         throw UsageError("--merged-type must be f32, f16 or q8_0")
     }
     var outIsDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: outPath, isDirectory: &outIsDir), !outIsDir.boolValue {
-        throw UsageError("--out \(outPath) exists and is not a directory")
+    if FileManager.default.fileExists(atPath: outPath, isDirectory: &outIsDir) {
+        guard outIsDir.boolValue else { throw UsageError("--out \(outPath) exists and is not a directory") }
+        // Only an adapter directory (or an empty one) is replaced, never an unrelated folder.
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: outPath)) ?? []
+        guard entries.isEmpty || entries.contains(LoRAAdapter.peftConfigFile) else {
+            throw UsageError("--out \(outPath) is a folder that holds no \(LoRAAdapter.peftConfigFile); choose a new or adapter folder")
+        }
     }
     try requireFolder(of: outPath, for: "out")
     for option in ["merged-gguf", "report", "checkpoint"] { if let p = args.string(option) { try requireFolder(of: p, for: option) } }
@@ -231,16 +236,25 @@ runCommand(spec) { args in
         staged.append(reportStage)
         try writeAtomically(try jsonData(report), to: reportStage.staged)
     }
-    // Move into place; an existing adapter directory is swapped out and removed.
-    var isDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: outPath, isDirectory: &isDir) {
+    // Move into place; an existing adapter directory is swapped out, and removed once all outputs are in place.
+    var previous: String?
+    if FileManager.default.fileExists(atPath: outPath) {
         let old = Staged.next(to: outPath + ".old").staged
         try FileManager.default.moveItem(atPath: outPath, toPath: old)
-        staged.append(Staged(staged: old, final: ""))
+        previous = old
     }
-    for s in [adapterStage] + [mergedStage, reportStage].compactMap({ $0 }) {
-        if rename(s.staged, s.final) != 0 { throw OutputError("cannot move \(s.staged) to \(s.final): \(String(cString: strerror(errno)))") }
+    do {
+        for s in [adapterStage] + [mergedStage, reportStage].compactMap({ $0 }) where rename(s.staged, s.final) != 0 {
+            throw OutputError("cannot move \(s.staged) to \(s.final): \(String(cString: strerror(errno)))")
+        }
+    } catch {
+        if let previous {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.moveItem(atPath: previous, toPath: outPath)
+        }
+        throw error
     }
+    if let previous { try? FileManager.default.removeItem(atPath: previous) }
     let last = result.steps.last
     var done = String(format: "finetune: done: %d steps, final loss %.4f", last?.step ?? 0, last?.loss ?? .nan)
     if let e = result.evalLosses.last { done += String(format: ", held-out loss %.4f (base %.4f)", e.loss, result.baseEvalLoss ?? .nan) }

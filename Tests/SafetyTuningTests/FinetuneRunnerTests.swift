@@ -105,7 +105,10 @@ final class FinetuneRunnerTests: XCTestCase {
         let ck = try TrainerCheckpoint.read(from: URL(fileURLWithPath: path("run.stck")))
         XCTAssertEqual(ck.header.step, 6)
         XCTAssertEqual(ck.parameters, Array(adapter.buffer.values))
-        // No staging leftovers.
+        // A second run replaces the adapter directory; no staging leftovers.
+        let again = try run(["--model", f.model, "--data", f.data, "--out", path("adapter"), "--steps", "1", "--rank", "2", "--threads", "1"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try LoRAAdapter.loadPEFT(from: path("adapter"), modelConfig: base0.model.config).config.rank, 2)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }, [])
     }
 
@@ -177,6 +180,13 @@ final class FinetuneRunnerTests: XCTestCase {
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [])
+        // An existing folder that is not an adapter directory is never replaced.
+        try FileManager.default.createDirectory(atPath: path("keep"), withIntermediateDirectories: false)
+        try "mine".write(toFile: path("keep/notes.txt"), atomically: true, encoding: .utf8)
+        let keep = try run(["--model", f.model, "--data", f.data, "--out", path("keep"), "--steps", "1"])
+        XCTAssertEqual(keep.status, 2)
+        XCTAssertTrue(keep.stderr.contains("holds no adapter_config.json"), keep.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path("keep")), ["notes.txt"])
         let missingFolder = try run(["--model", f.model, "--data", f.data, "--out", path("no/such/adapter")])
         XCTAssertEqual(missingFolder.status, 2)
         XCTAssertTrue(missingFolder.stderr.contains("does not exist"), missingFolder.stderr)
