@@ -60,6 +60,7 @@ let package = Package(
         .executable(name: "generate", targets: ["generate"]),
         .executable(name: "saft", targets: ["saft"]),
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
+        .executable(name: "safetune-launch", targets: ["safetune-launch"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
         .executable(name: "train-bench", targets: ["train-bench"]),
@@ -83,7 +84,7 @@ let package = Package(
 
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
-        .target(name: "RunSupport", path: "Sources/RunSupport", swiftSettings: tuning),
+        .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
         .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
                           swiftSettings: tuning),
         .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
@@ -91,8 +92,13 @@ let package = Package(
         .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
                           swiftSettings: tuning),
 
+        // The dist launcher: picks the build for this CPU (Docs/DEPLOYMENT.md). Glibc only.
+        .target(name: "CPUSelect", path: "Sources/CPUSelect"),
+        .executableTarget(name: "safetune-launch", dependencies: ["CPUSelect"], path: "Sources/safetune-launch"),
+
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CPUSelectTests", dependencies: ["CPUSelect"], path: "Tests/CPUSelectTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: tuning),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"],

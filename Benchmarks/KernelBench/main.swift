@@ -2,7 +2,8 @@ import Foundation
 import Kernels
 
 let usage = """
-usage: kernel-bench [--filter SUBSTRING] [--threads N[,N...]] [--json PATH] [--min-time SECONDS] [--quick] [--list]
+usage: kernel-bench [--all | --filter SUBSTRING] [--threads N[,N...]] [--json PATH] [--min-time SECONDS] [--quick] [--list]
+       kernel-bench --dump FILE | --against FILE | --version
 
 Times every kernel family on model-sized shapes, after checking each result against a reference.
   --filter S     run only cases whose label contains S (e.g. sgemm, sgemv, stream)
@@ -11,6 +12,11 @@ Times every kernel family on model-sized shapes, after checking each result agai
   --min-time S   time each case for at least S seconds (default 0.5; median of the samples is reported)
   --quick        small shapes and 0.05 s per case: checks that the harness and kernels work
   --list         print the case labels and exit
+  --all          every case (the default when no --filter is given)
+  --dump FILE    write this build's results on seeded GEMM and attention problems (JSON) and exit
+  --against FILE recompute those problems and check them against a dump from another build (another
+                 CPU variant) within the kernels' error bounds; exit 1 on disagreement
+  --version      print the version and the kernels' build (CPU variant) and exit
 Build with `SAFETUNE_CPU=native swift build -c release` for meaningful numbers.
 """
 
@@ -19,7 +25,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-var filter = "", jsonPath: String?, minTime = 0.5, quick = false, list = false
+var filter = "", jsonPath: String?, minTime = 0.5, quick = false, list = false, dumpPath: String?, againstPath: String?
 var threadList = [ProcessInfo.processInfo.activeProcessorCount]
 var args = Array(CommandLine.arguments.dropFirst())
 while !args.isEmpty {
@@ -44,11 +50,25 @@ while !args.isEmpty {
         threadList = parsed
     case "--quick", "--smoke": quick = true
     case "--list": list = true
+    case "--all": filter = ""
+    case "--dump": dumpPath = value()
+    case "--against": againstPath = value()
+    case "--version":
+        var line = "kernel-bench \(BuildInfo.version) (kernels: \(BuildInfo.isa), \(BuildInfo.configuration)"
+        if let l = ProcessInfo.processInfo.environment["SAFETUNE_LAUNCH"] { line += "; launcher chose \(l)" }
+        print(line + ")"); exit(0)
     case "-h", "--help": print(usage); exit(0)
     default: fail("unknown option '\(arg)'")
     }
 }
 if quick { minTime = min(minTime, 0.05) }
+do {
+    if let path = dumpPath { try Agreement.dump(to: path); exit(0) }
+    if let path = againstPath { exit(try Agreement.check(against: path) ? 0 : 1) }
+} catch {
+    FileHandle.standardError.write(Data("kernel-bench: \(error.localizedDescription)\n".utf8))
+    exit(1)
+}
 
 #if DEBUG
 if !list && !quick { fail("this is a debug build; benchmark a release build (swift build -c release)") }
@@ -59,7 +79,9 @@ if list { cases.forEach { print($0.label) }; exit(0) }
 if cases.isEmpty { fail("no case matches --filter '\(filter)'") }
 
 let build = Harness.build()
+let machine = Harness.machine()
 FileHandle.standardError.write(Data("kernel-bench: \(BuildInfo.isa) build (\(BuildInfo.configuration)), \(cases.count) cases x threads \(threadList)\n".utf8))
+FileHandle.standardError.write(Data("kernel-bench: machine \(machine["cpu"] ?? "?"), \(machine["logicalCores"] ?? "?") cores, SIMD flags \((machine["simdFlags"] as? [String] ?? []).joined(separator: " "))\(build["launcher"].map { "; launcher chose \($0)" } ?? "")\n".utf8))
 print(String(format: "%-58@ %7@ %10@ %9@ %9@ %8@", "case" as NSString, "threads" as NSString, "median ms" as NSString,
              "GFLOP/s" as NSString, "GB/s" as NSString, "verified" as NSString))
 var results: [BenchResult] = []
@@ -79,7 +101,7 @@ for bench in cases {
 
 if let path = jsonPath {
     let iso = ISO8601DateFormatter().string(from: Date())
-    let doc: [String: Any] = ["schema": 1, "tool": "kernel-bench", "date": iso, "machine": Harness.machine(),
+    let doc: [String: Any] = ["schema": 1, "tool": "kernel-bench", "date": iso, "machine": machine,
                               "build": build, "minTime": minTime, "results": results.map(\.json)]
     do {
         let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
