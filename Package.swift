@@ -60,6 +60,8 @@ let package = Package(
         .executable(name: "generate", targets: ["generate"]),
         .executable(name: "saft", targets: ["saft"]),
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
+        .executable(name: "evaluate", targets: ["evaluate"]),
+        .executable(name: "train-judge", targets: ["train-judge"]),
         .executable(name: "safetune-launch", targets: ["safetune-launch"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
@@ -90,6 +92,10 @@ let package = Package(
         .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
                           swiftSettings: tuning),
         .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
+                          swiftSettings: tuning),
+        .executableTarget(name: "evaluate", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/evaluate",
+                          swiftSettings: tuning),
+        .executableTarget(name: "train-judge", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/train-judge",
                           swiftSettings: tuning),
 
         // The dist launcher: picks the build for this CPU (Docs/DEPLOYMENT.md). Glibc only.

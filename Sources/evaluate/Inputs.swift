@@ -29,8 +29,9 @@ struct PromptSet {
         guard !kept.isEmpty else {
             throw DatasetError("\(path) has no \(keep == .harmful ? "harmful" : "benign") prompts (\(rows.count) rows)")
         }
+        let skipped = rows.count - kept.count
         if let limit { kept = PromptSplit.sample(kept.count, count: limit, seed: seed).map { kept[$0] } }
-        return PromptSet(path: path, prompts: kept.map { rows[$0].prompt }, rows: kept, skippedByLabel: rows.count - kept.count)
+        return PromptSet(path: path, prompts: kept.map { rows[$0].prompt }, rows: kept, skippedByLabel: skipped)
     }
 }
 
@@ -61,6 +62,11 @@ struct LabeledSet {
 struct GenerationStats {
     var answers = 0, newTokens = 0
     var seconds = 0.0
+
+    var json: [String: Any] {
+        ["answers": answers, "new_tokens": newTokens, "seconds": seconds, "answers_per_minute": Double(answers) / max(seconds, 1e-9) * 60,
+         "new_tokens_per_second": Double(newTokens) / max(seconds, 1e-9)]
+    }
 }
 
 /// `key`, `key_ci95`, `n` and the file of one rate.

@@ -66,7 +66,7 @@ runCommand(spec) { args in
     let modelPath = try args.require("model")
     let parts = ["harmful", "over-refusal", "benign", "labeled"].filter { args.has($0) }
     guard !parts.isEmpty else { throw UsageError("give at least one of --harmful, --over-refusal, --benign and --labeled") }
-    if (args.has("harmful") || args.has("labeled")) && !args.has("judge") { throw UsageError("--harmful and --labeled need --judge") }
+    if args.has("harmful") && !args.has("judge") { throw UsageError("--harmful needs --judge") }
     guard args.has("out") || args.has("samples") else { throw UsageError("give --out (and/or --samples): nothing would be written") }
     if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
     let seed = UInt64(try args.int("seed", default: 0, range: 0 ... Int.max)!)
@@ -89,6 +89,9 @@ runCommand(spec) { args in
     }
     let labeled = try args.string("labeled").map { try LabeledSet.load($0, seed: seed) }
     let judgeFile = try args.string("judge").map { try JudgeFile.load($0) }
+    if let labeled, labeled.refusals == nil, judgeFile == nil {
+        throw DatasetError("\(labeled.path): without --judge, --labeled checks the refusal detector and needs a boolean `refusal` on every row")
+    }
     if let adapter = args.string("adapter") {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: adapter, isDirectory: &isDir), isDir.boolValue else {
@@ -123,6 +126,7 @@ runCommand(spec) { args in
     var options = GenerationOptions(maxNewTokens: maxNew, temperature: Float(temperature), seed: seed)
     options.stopTokens = model.stopTokens
     var generation = GenerationStats()
+    var lastPart = GenerationStats()
     func answer(_ prompts: [String], part: String) throws -> [(text: String, tokens: Int)] {
         var out: [(String, Int)] = []
         let t0 = DispatchTime.now()
@@ -134,8 +138,9 @@ runCommand(spec) { args in
             log(String(format: "evaluate: %@: answered %d/%d (%.1f answers/min, ETA %.0f s)", part, done, prompts.count,
                        Double(done) / dt * 60, dt / Double(done) * Double(prompts.count - done)))
         }
+        lastPart = GenerationStats(answers: prompts.count, newTokens: out.reduce(0) { $0 + $1.1 }, seconds: seconds(since: t0))
         generation.answers += prompts.count
-        generation.seconds += seconds(since: t0)
+        generation.seconds += lastPart.seconds
         return out
     }
 
@@ -157,11 +162,12 @@ runCommand(spec) { args in
         var sets: [[String: Any]] = [], pooledHarmful = 0, pooledRefused = 0, pooledN = 0
         for set in harmfulSets {
             let answers = try answer(set.prompts, part: "harmful \(set.name)")
+            let genStats = lastPart.json
             let verdicts = try judge.judge(prompts: set.prompts, answers: answers.map(\.text), model: judgeModel, batchTokens: batchTokens)
             let harmful = verdicts.filter(\.harmful).count, refused = verdicts.filter { $0.refusal != nil }.count, n = verdicts.count
             pooledHarmful += harmful; pooledRefused += refused; pooledN += n
             sets.append(rateSection(set, n: n, count: harmful, key: "harmful_rate") + rateSection(set, n: n, count: refused, key: "refusal_rate")
-                        + ["mean_harm_probability": verdicts.compactMap(\.probability).reduce(0, +) / Double(max(1, n))])
+                        + ["mean_harm_probability": verdicts.compactMap(\.probability).reduce(0, +) / Double(max(1, n)), "generation": genStats])
             for (i, v) in verdicts.enumerated() {
                 samples.append(try jsonLine(["part": "harmful", "file": set.path, "index": set.rows[i], "prompt": set.prompts[i],
                                              "answer": answers[i].text, "tokens": answers[i].tokens, "refused": v.refusal != nil,
@@ -189,7 +195,7 @@ runCommand(spec) { args in
             let rules = answers.map { detector.match($0.text) }
             let refused = rules.filter { $0 != nil }.count
             refusedTotal += refused; nTotal += answers.count
-            sets.append(rateSection(set, n: answers.count, count: refused, key: "over_refusal_rate"))
+            sets.append(rateSection(set, n: answers.count, count: refused, key: "over_refusal_rate") + ["generation": lastPart.json])
             for i in answers.indices {
                 samples.append(try jsonLine(["part": "over_refusal", "file": set.path, "index": set.rows[i], "prompt": set.prompts[i],
                                              "answer": answers[i].text, "tokens": answers[i].tokens, "refused": rules[i] != nil,
@@ -219,12 +225,20 @@ runCommand(spec) { args in
         let meanRouge = rouge.reduce(0, +) / Double(rouge.count)
         let sd = (rouge.map { ($0 - meanRouge) * ($0 - meanRouge) }.reduce(0, +) / Double(max(1, rouge.count - 1))).squareRoot()
         let scored = nll.perSample.compactMap { $0 }
-        report["benign"] = ["file": benign.path, "n": benign.samples.count, "benign_nll": nll.meanNLL, "benign_perplexity": nll.perplexity,
-                            "mean_sample_nll": scored.reduce(0, +) / Double(max(1, scored.count)), "nll_tokens": nll.tokens,
-                            "nll_samples": scored.count, "truncated": nll.truncated, "rouge_l": meanRouge,
-                            "rouge_l_ci95": [meanRouge - 1.96 * sd / Double(rouge.count).squareRoot(), meanRouge + 1.96 * sd / Double(rouge.count).squareRoot()],
-                            "refusal_rate": Double(answers.filter { detector.isRefusal($0.text) }.count) / Double(answers.count),
-                            "nll_seconds": nllSeconds]
+        let half = 1.96 * sd / Double(rouge.count).squareRoot()
+        let refusals = answers.filter { detector.isRefusal($0.text) }.count
+        var section: [String: Any] = ["file": benign.path, "n": benign.samples.count, "benign_nll": nll.meanNLL]
+        section["benign_perplexity"] = nll.perplexity
+        section["mean_sample_nll"] = scored.reduce(0, +) / Double(max(1, scored.count))
+        section["nll_tokens"] = nll.tokens
+        section["nll_samples"] = scored.count
+        section["truncated"] = nll.truncated
+        section["rouge_l"] = meanRouge
+        section["rouge_l_ci95"] = [max(0, meanRouge - half), min(1, meanRouge + half)]
+        section["refusal_rate"] = Double(refusals) / Double(answers.count)
+        section["nll_seconds"] = nllSeconds
+        section["generation"] = lastPart.json
+        report["benign"] = section
         report["benign_nll"] = nll.meanNLL
         report["benign_perplexity"] = nll.perplexity
         report["rouge_l"] = meanRouge
@@ -238,24 +252,40 @@ runCommand(spec) { args in
     }
 
     // Labeled answers: how far the judge agrees with the labels.
-    if let labeled, let judge, let judgeModel {
-        let verdicts = try judge.judge(prompts: labeled.prompts, answers: labeled.answers, model: judgeModel, batchTokens: batchTokens)
-        let classifier = EvaluationMetrics.agreement(predicted: verdicts.map { $0.probability! > judge.file.threshold }, labels: labeled.labels)
-        let rule = EvaluationMetrics.agreement(predicted: verdicts.map(\.harmful), labels: labeled.labels)
-        var section: [String: Any] = ["file": labeled.path, "n": labeled.labels.count, "classifier": classifier.json, "rule": rule.json,
-                                      "always_benign_accuracy": 1 - Double(rule.positives) / Double(rule.n)]
+    if let labeled {
+        var section: [String: Any] = ["file": labeled.path, "n": labeled.labels.count]
+        var verdicts: [Verdict]
+        if let judge, let judgeModel {
+            verdicts = try judge.judge(prompts: labeled.prompts, answers: labeled.answers, model: judgeModel, batchTokens: batchTokens)
+            let classifier = EvaluationMetrics.agreement(predicted: verdicts.map { $0.probability! > judge.file.threshold }, labels: labeled.labels)
+            let rule = EvaluationMetrics.agreement(predicted: verdicts.map(\.harmful), labels: labeled.labels)
+            section["classifier"] = classifier.json
+            section["rule"] = rule.json
+            section["always_benign_accuracy"] = 1 - Double(rule.positives) / Double(rule.n)
+            log(String(format: "evaluate: labeled %@: rule accuracy %.3f, precision %.3f, recall %.3f, F1 %.3f (n %d, %d harmful)",
+                       labeled.path, rule.accuracy, rule.precision, rule.recall, rule.f1, rule.n, rule.positives))
+        } else {
+            // Without a judge file only the refusal detector is checked.
+            verdicts = labeled.answers.map { a in
+                let r = detector.match(a)
+                return Verdict(refusal: r, probability: nil, harmful: false)
+            }
+        }
         if let refusalLabels = labeled.refusals {
-            section["refusal_detector"] = EvaluationMetrics.agreement(predicted: verdicts.map { $0.refusal != nil }, labels: refusalLabels).json
+            let a = EvaluationMetrics.agreement(predicted: verdicts.map { $0.refusal != nil }, labels: refusalLabels)
+            section["refusal_detector"] = a.json
+            log(String(format: "evaluate: labeled %@: refusal detector accuracy %.3f, precision %.3f, recall %.3f (n %d, %d refusals)",
+                       labeled.path, a.accuracy, a.precision, a.recall, a.n, a.positives))
         }
         report["labeled"] = section
         for (i, v) in verdicts.enumerated() {
-            samples.append(try jsonLine(["part": "labeled", "file": labeled.path, "index": labeled.rows[i], "prompt": labeled.prompts[i],
-                                         "answer": labeled.answers[i], "label": labeled.labels[i] ? "harmful" : "benign",
-                                         "refused": v.refusal != nil, "refusal_rule": v.refusal ?? NSNull(),
-                                         "harm_probability": v.probability ?? NSNull(), "harmful": v.harmful]))
+            var o: [String: Any] = ["part": "labeled", "file": labeled.path, "index": labeled.rows[i], "prompt": labeled.prompts[i],
+                                    "answer": labeled.answers[i], "label": labeled.labels[i] ? "harmful" : "benign",
+                                    "refused": v.refusal != nil, "refusal_rule": v.refusal ?? NSNull()]
+            if judge != nil { o["harm_probability"] = v.probability ?? NSNull(); o["harmful"] = v.harmful }
+            if let r = labeled.refusals { o["refusal_label"] = r[i] }
+            samples.append(try jsonLine(o))
         }
-        log(String(format: "evaluate: labeled %@: rule accuracy %.3f, precision %.3f, recall %.3f, F1 %.3f (n %d, %d harmful)",
-                   labeled.path, rule.accuracy, rule.precision, rule.recall, rule.f1, rule.n, rule.positives))
     }
 
     if generation.answers > 0 {

@@ -24,7 +24,7 @@ public enum JudgeTrainer {
     /// `byBlock[b]` holds (rows, dim) features; `train` marks the rows the classifier may learn from.
     public static func train(byBlock: [Int: [Float]], dim: Int, labels: [Bool], prompts: [String], train: [Bool],
                              l2Grid: [Double] = defaultL2Grid, seed: UInt64, workers: Int? = nil,
-                             log: ((String) -> Void)? = nil) throws -> Result {
+                             note: ((String) -> Void)? = nil) throws -> Result {
         let n = labels.count
         let trainRows = (0 ..< n).filter { train[$0] }
         guard trainRows.contains(where: { labels[$0] }), trainRows.contains(where: { !labels[$0] }) else {
@@ -47,7 +47,7 @@ public enum JudgeTrainer {
                     logLoss /= Double(valRows.count)
                     let f1 = EvaluationMetrics.agreement(predicted: p.map { $0 > 0.5 }, labels: valRows.map { labels[$0] }).f1
                     candidates.append(Candidate(block: b, l2: l2, validationLogLoss: logLoss, validationF1: f1))
-                    log?(String(format: "block %d, l2 %g: validation log loss %.4f, F1 %.3f (%d Newton steps)", b, l2, logLoss, f1, f.iterations))
+                    note?(String(format: "block %d, l2 %g: validation log loss %.4f, F1 %.3f (%d Newton steps)", b, l2, logLoss, f1, f.iterations))
                 }
             }
         }

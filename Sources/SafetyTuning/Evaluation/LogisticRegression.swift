@@ -104,9 +104,9 @@ public enum LogisticRegression {
         let D = d + 1
         var theta = [Double](repeating: 0, count: D)
         var (loss, g, p) = lossAndGradient(theta: theta, z: z, rows: n, dim: d, labels: labels, sampleWeights: c, l2: l2)
-        var iterations = 0
+        var iterations = 0, converged = false
         var s = [Float](repeating: 0, count: n * D), h = [Float](repeating: 0, count: D * D)
-        while iterations < maxIterations {
+        while iterations < maxIterations && !converged {
             let gnorm = g.map { $0 * $0 }.reduce(0, +).squareRoot()
             if gnorm < 1e-10 { break }
             iterations += 1
@@ -130,7 +130,7 @@ public enum LogisticRegression {
                 if r.loss <= loss + 1e-4 * t * slope {
                     let improvement = loss - r.loss
                     theta = trial; loss = r.loss; g = r.gradient; p = r.p; accepted = true
-                    if improvement < 1e-15 * max(1, abs(loss)) { iterations = maxIterations }
+                    converged = improvement < 1e-13 * max(1, abs(loss))
                     break
                 }
                 t *= 0.5
