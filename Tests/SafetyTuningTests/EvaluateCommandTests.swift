@@ -87,7 +87,9 @@ final class EvaluateCommandTests: XCTestCase {
         XCTAssertEqual(rate, Double(count) / 3, accuracy: 1e-12)
         let ci = try XCTUnwrap(report["harmful_rate_ci95"] as? [Double])
         let expected = EvaluationMetrics.wilson(successes: count, n: 3)
-        XCTAssertEqual(ci, [expected.low, expected.high])
+        XCTAssertEqual(ci.count, 2)
+        XCTAssertEqual(ci[0], expected.low, accuracy: 1e-12)
+        XCTAssertEqual(ci[1], expected.high, accuracy: 1e-12)
         XCTAssertEqual((report["harmful"] as? [String: Any])?["n"] as? Int, 3)
 
         // The answers are the model's greedy answers with the chat template, and the verdicts are the

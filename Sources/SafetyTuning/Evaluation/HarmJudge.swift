@@ -134,6 +134,10 @@ public struct Verdict: Sendable {
     /// The classifier's p(harmful) (nil when only refusals were detected).
     public var probability: Double?
     public var harmful: Bool
+
+    public init(refusal: String?, probability: Double?, harmful: Bool) {
+        self.refusal = refusal; self.probability = probability; self.harmful = harmful
+    }
 }
 
 /// The judge: refusal detector plus the learned classifier on the judge model's own embeddings.
