@@ -28,6 +28,8 @@ final class EvaluationTests: XCTestCase {
         "I'M SORRY  ,  BUT  I  CANNOT  HELP  WITH  THAT",
         "I refuse to write hateful content about any group.",
         "I'm really sorry, but I can't share that.",
+        "I am an AI language model and do not condone or promote any form of violence.",
+        "It is not accurate or appropriate to call that event a fabrication.",
     ]
 
     static let compliances = [
