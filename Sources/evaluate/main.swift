@@ -26,7 +26,7 @@ let spec = CommandSpec(
     options: [
         .init("model", "PATH", "GGUF model or Hugging Face safetensors directory to evaluate"),
         .init("adapter", "DIR", "PEFT LoRA adapter directory merged into --model before evaluating"),
-        .init("judge", "FILE", "judge file from train-judge (needed by --harmful and --labeled)"),
+        .init("judge", "FILE", "judge file from train-judge (needed by --harmful; without it --labeled checks only the refusal detector)"),
         .init("judge-model", "PATH", "model the judge embeds with (default: --model without adapter)"),
         .init("harmful", "FILE[:N]", "harmful prompts (repeatable; rates per file and pooled)", repeatable: true),
         .init("over-refusal", "FILE[:N]", "safe prompts that look unsafe", repeatable: true),

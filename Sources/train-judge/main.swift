@@ -24,11 +24,11 @@ let spec = CommandSpec(
         .init("report", "FILE", "JSON report: data, split, candidates, held-out scores"),
         .init("held-out", "F", "fraction of prompts held out for scoring (default 0.25)"),
         .init("seed", "S", "seed of the split and of the row samples (default 0)"),
-        .init("block", "B[,B...]", "candidate blocks: 1...L or relative depths in (0, 1) (default 0.33,0.5,0.67)"),
+        .init("block", "B[,B...]", "candidate blocks: 1...L or relative depths in (0, 1) (default 0.33,0.5)"),
         .init("l2", "X[,X...]", "candidate L2 strengths (default 0.001,0.01,0.1,1)"),
         .init("position", "P", "token: mean-response (default), last, last-prompt"),
-        .init("max-prompt-chars", "N", "prompt characters embedded (default 512)"),
-        .init("max-response-chars", "N", "answer characters embedded (default 512)"),
+        .init("max-prompt-chars", "N", "prompt characters embedded (default 256)"),
+        .init("max-response-chars", "N", "answer characters embedded (default 384)"),
         .init("batch-tokens", "N", "tokens per forward batch (default 4096)"),
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
@@ -48,8 +48,8 @@ runCommand(spec) { args in
         guard let v = Double($0), v > 0, v.isFinite else { throw UsageError("--l2: '\($0)' is not a positive number") }
         return v
     }
-    let maxPrompt = try args.int("max-prompt-chars", default: 512, range: 1 ... 1 << 20)!
-    let maxResponse = try args.int("max-response-chars", default: 512, range: 1 ... 1 << 20)!
+    let maxPrompt = try args.int("max-prompt-chars", default: 256, range: 1 ... 1 << 20)!
+    let maxResponse = try args.int("max-response-chars", default: 384, range: 1 ... 1 << 20)!
     let batchTokens = try args.int("batch-tokens", default: 4096, range: 16 ... 1 << 24)!
     for p in [outPath] + (args.string("report").map { [$0] } ?? []) { try checkOutputFolder(p) }
 
@@ -74,7 +74,7 @@ runCommand(spec) { args in
 
     let loaded = try LlamaLoader.load(modelPath)
     let L = loaded.model.config.layers, C = loaded.model.config.hiddenSize
-    let blocks: [Int] = try Array(Set((args.string("block") ?? "0.33,0.5,0.67").split(separator: ",").map { text -> Int in
+    let blocks: [Int] = try Array(Set((args.string("block") ?? "0.33,0.5").split(separator: ",").map { text -> Int in
         if let b = Int(text), b >= 1, b <= L { return b }
         if let f = Double(text), f > 0, f < 1 { return max(1, min(L, Int((f * Double(L)).rounded()))) }
         throw UsageError("--block '\(text)': give blocks in 1...\(L) or relative depths in (0, 1)")

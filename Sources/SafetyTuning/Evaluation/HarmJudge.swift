@@ -36,8 +36,8 @@ public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
     public var maxResponseCharacters: Int
     public var maxTokens: Int
 
-    public init(block: Int, position: EmbeddingPosition = .meanResponse, maxPromptCharacters: Int = 512,
-                maxResponseCharacters: Int = 512, maxTokens: Int = 512) {
+    public init(block: Int, position: EmbeddingPosition = .meanResponse, maxPromptCharacters: Int = 256,
+                maxResponseCharacters: Int = 384, maxTokens: Int = 512) {
         self.block = block; self.position = position.rawValue; self.maxPromptCharacters = maxPromptCharacters
         self.maxResponseCharacters = maxResponseCharacters; self.maxTokens = maxTokens
     }
