@@ -62,6 +62,7 @@ let package = Package(
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
         .executable(name: "train-judge", targets: ["train-judge"]),
+        .executable(name: "safetune", targets: ["safetune"]),
         .executable(name: "safetune-launch", targets: ["safetune-launch"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
@@ -87,16 +88,25 @@ let package = Package(
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
         .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
-        .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
-                          swiftSettings: tuning),
         .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
                           swiftSettings: tuning),
-        .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
-                          swiftSettings: tuning),
-        .executableTarget(name: "evaluate", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/evaluate",
-                          swiftSettings: tuning),
-        .executableTarget(name: "train-judge", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/train-judge",
-                          swiftSettings: tuning),
+        // Each tool is a library (its command as a function) and a one-line executable, so that the
+        // multi-call `safetune` binary can hold them all (dist ships one binary per CPU level).
+        .target(name: "GenerateTool", dependencies: ["Llama", "RunSupport"], path: "Sources/Tools/generate",
+                swiftSettings: tuning),
+        .target(name: "MakeDemoDataTool", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/Tools/make-demo-data",
+                swiftSettings: tuning),
+        .target(name: "EvaluateTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/evaluate",
+                swiftSettings: tuning),
+        .target(name: "TrainJudgeTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/train-judge",
+                swiftSettings: tuning),
+        .executableTarget(name: "generate", dependencies: ["GenerateTool"], path: "Sources/Executables/generate"),
+        .executableTarget(name: "make-demo-data", dependencies: ["MakeDemoDataTool"], path: "Sources/Executables/make-demo-data"),
+        .executableTarget(name: "evaluate", dependencies: ["EvaluateTool"], path: "Sources/Executables/evaluate"),
+        .executableTarget(name: "train-judge", dependencies: ["TrainJudgeTool"], path: "Sources/Executables/train-judge"),
+        .executableTarget(name: "safetune", dependencies: ["GenerateTool", "MakeDemoDataTool", "EvaluateTool", "TrainJudgeTool",
+                                                                "KernelBenchTool", "EngineBenchTool"],
+                          path: "Sources/Executables/safetune"),
 
         // The dist launcher: picks the build for this CPU (Docs/DEPLOYMENT.md). Glibc only.
         .target(name: "CPUSelect", path: "Sources/CPUSelect"),
@@ -117,10 +127,10 @@ let package = Package(
                     path: "Tests/LlamaTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
-        .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
-                          path: "Benchmarks/KernelBench", swiftSettings: tuning),
-        .executableTarget(name: "engine-bench", dependencies: ["Llama", "RunSupport"],
-                          path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .target(name: "KernelBenchTool", dependencies: ["Kernels"], path: "Benchmarks/KernelBench", swiftSettings: tuning),
+        .target(name: "EngineBenchTool", dependencies: ["Llama", "RunSupport"], path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .executableTarget(name: "kernel-bench", dependencies: ["KernelBenchTool"], path: "Benchmarks/Executables/kernel-bench"),
+        .executableTarget(name: "engine-bench", dependencies: ["EngineBenchTool"], path: "Benchmarks/Executables/engine-bench"),
         .executableTarget(name: "train-bench", dependencies: ["Kernels", "Llama"],
                           path: "Benchmarks/TrainBench", swiftSettings: tuning),
     ],

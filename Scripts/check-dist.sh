@@ -11,7 +11,7 @@ fail() { echo "check-dist: FAILED: $*" >&2; exit 1; }
 run() { env -i "$@"; }
 
 ( cd "$dist" && sha256sum --quiet -c SHA256SUMS ) || fail "checksums"
-best="$(run "$dist/bin/safetune-launch" --which | cut -d' ' -f1)"
+best="$(run "$dist/bin/safetune-launch" --which | cut -d';' -f1 | cut -d' ' -f1)"
 echo "check-dist: this CPU gets '$best'"
 for t in "$dist"/bin/*; do
   name="$(basename "$t")"; [ "$name" = safetune-launch ] && continue

@@ -5,7 +5,8 @@
 #   dist/safetune-<version>-linux-<arch>/README.md, SHA256SUMS
 #   dist/safetune-<version>-linux-<arch>.tar.gz
 # Usage: Scripts/release.sh [--variants avx512,avx2,portable] [--out DIR]
-# Each variant is `swift build -c release --static-swift-stdlib` with SAFETUNE_CPU set to its level
+# Every tool lives in one multi-call binary per variant (`safetune TOOL ...`; 60 MB static, so one per
+# variant instead of one per tool). Each variant is `swift build -c release --static-swift-stdlib` with SAFETUNE_CPU set to its level
 # (see Docs/DEPLOYMENT.md); builds live in .build-dist/<variant> and are reused when nothing changed.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,7 +40,6 @@ target_cpu() {
   esac
 }
 
-tools=(saft sap seal finetune evaluate train-judge generate make-demo-data kernel-bench engine-bench)
 version="$(sed -n 's/.*static let version = "\(.*\)"/\1/p' Kernels/Support/BuildInfo.swift)"
 [ -n "$version" ] || fail "cannot read the version from Kernels/Support/BuildInfo.swift"
 name="safetune-$version-linux-$arch"
@@ -58,24 +58,26 @@ for v in "${build_list[@]}"; do
   scratch="$repo/.build-dist/$v"
   say "building $v (SAFETUNE_CPU=${cpu:-<none>}) in $scratch"
   start=$(date +%s)
-  SAFETUNE_CPU="$cpu" swift build -c release --static-swift-stdlib --scratch-path "$scratch" 2>&1 \
+  SAFETUNE_CPU="$cpu" swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product safetune 2>&1 \
     | grep -E "error|warning: unre|Compiling|Build complete" | grep -v "^\[" | tail -3 >&2 || true
   bindir="$(SAFETUNE_CPU="$cpu" swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)"
-  [ -x "$bindir/kernel-bench" ] || fail "the $v build failed (no $bindir/kernel-bench)"
+  if [ "$v" = "$base_variant" ]; then
+    SAFETUNE_CPU="$cpu" swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product safetune-launch 2>&1 | grep -E "error" >&2 || true
+  fi
+  [ -x "$bindir/safetune" ] || fail "the $v build failed (no $bindir/safetune)"
   say "$v built in $(( $(date +%s) - start )) s"
   if [ "$v" = "$base_variant" ]; then cp "$bindir/safetune-launch" "$stage/bin/safetune-launch"; fi
   keep=0; for w in "${list[@]}"; do [ "$w" = "$v" ] && keep=1; done
   [ $keep = 1 ] || continue
   mkdir -p "$stage/libexec/$v"
-  for t in "${tools[@]}"; do
-    if [ -x "$bindir/$t" ]; then cp "$bindir/$t" "$stage/libexec/$v/$t"; strip "$stage/libexec/$v/$t" 2>/dev/null || true
-    else say "note: $t is not a product of this checkout; skipped"; fi
-  done
+  cp "$bindir/safetune" "$stage/libexec/$v/safetune"
+  strip "$stage/libexec/$v/safetune" 2>/dev/null || true
 done
 strip "$stage/bin/safetune-launch" 2>/dev/null || true
-for t in "${tools[@]}"; do
-  for v in "${list[@]}"; do [ -x "$stage/libexec/$v/$t" ] && { ln -sf safetune-launch "$stage/bin/$t"; break; }; done
-done
+# One link per tool the multi-call binary holds (its --help lists them).
+tools=($(env -i "$stage/libexec/${list[0]}/safetune" --help 2>/dev/null | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p' || true))
+[ ${#tools[@]} -gt 0 ] || tools=($("$stage/libexec/$base_variant/safetune" --help | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'))
+for t in "${tools[@]}"; do ln -sf safetune-launch "$stage/bin/$t"; done
 
 # Self-contained: nothing from the Swift toolchain may be needed at run time.
 for f in "$stage"/bin/safetune-launch "$stage"/libexec/*/*; do
@@ -91,7 +93,8 @@ Self-contained binaries: no Swift toolchain, Python or other library is needed b
 (glibc, libstdc++, libgcc_s, libm). Copy this folder anywhere and run the tools from \`bin/\`.
 
 Each tool in \`bin/\` is a link to \`safetune-launch\`, which reads the CPU's feature flags from
-/proc/cpuinfo and runs the fastest build of the tool this CPU supports, from \`libexec/<variant>/\`:
+/proc/cpuinfo and runs the tool from the fastest build this CPU supports, \`libexec/<variant>/safetune\`
+(one binary holding every tool):
 
 | variant | CPUs | built with |
 | --- | --- | --- |

@@ -1,6 +1,6 @@
-// The dist launcher: `bin/<tool>` is a link to this program, which runs
-// `libexec/<variant>/<tool>` for the best variant this CPU supports (CPUSelect), with the same
-// arguments. SAFETUNE_VARIANT=<name> forces a variant; the choice is passed on in
+// The dist launcher: `bin/<tool>` is a link to this program, which runs the multi-call binary
+// `libexec/<variant>/safetune` as <tool> for the best variant this CPU supports (CPUSelect), with
+// the same arguments. SAFETUNE_VARIANT=<name> forces a variant; the choice is passed on in
 // SAFETUNE_LAUNCH (shown by every tool's --version and in its JSON reports).
 #if canImport(Glibc)
 import Glibc
@@ -61,7 +61,7 @@ let arch = "x86_64"
 #endif
 let root = directoryOf(directoryOf(selfPath()))
 let libexec = root + "/libexec"
-let installed = Set(CPUSelect.variants(arch: arch).map(\.name).filter { isExecutable(libexec + "/" + $0 + "/kernel-bench") || isExecutable(libexec + "/" + $0 + "/" + tool) })
+let installed = Set(CPUSelect.variants(arch: arch).map(\.name).filter { isExecutable(libexec + "/" + $0 + "/safetune") })
 let flags = CPUSelect.flags(cpuinfo: readFile("/proc/cpuinfo") ?? "")
 let forced = getenv("SAFETUNE_VARIANT").map { String(cString: $0) }
 let (chosen, error) = CPUSelect.choose(flags: flags, arch: arch, available: installed, forced: forced)
@@ -73,9 +73,9 @@ if tool == "--which" {
     print(note)
     exit(0)
 }
-let target = libexec + "/" + variant.name + "/" + tool
-guard isExecutable(target) else { die("\(tool): no such tool in \(libexec)/\(variant.name)") }
+let target = libexec + "/" + variant.name + "/safetune"
 setenv("SAFETUNE_LAUNCH", note, 1)
-var cArgs: [UnsafeMutablePointer<CChar>?] = ([target] + toolArgs).map { strdup($0) } + [nil]
+// argv[0] names the tool: the multi-call binary dispatches on it.
+var cArgs: [UnsafeMutablePointer<CChar>?] = ([tool] + toolArgs).map { strdup($0) } + [nil]
 execv(target, &cArgs)
 die("cannot run \(target): \(String(cString: strerror(errno)))")
