@@ -63,3 +63,13 @@ public struct OutputError: Error, CustomStringConvertible {
 public func seconds(since start: DispatchTime) -> Double {
     Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 }
+
+/// Fails before any work when the folder of an output path does not exist, so a long run never
+/// ends without a place to write its result.
+public func checkOutputFolder(_ path: String) throws {
+    var isDir: ObjCBool = false
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        throw OutputError("cannot write \(path): folder \(dir) does not exist")
+    }
+}
