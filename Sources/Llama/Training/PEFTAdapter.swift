@@ -58,7 +58,7 @@ extension LoRAAdapter {
         }
         let json: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
-            "r": r, "lora_alpha": shortest(config.alpha), "lora_dropout": shortest(config.dropout),
+            "r": r, "lora_alpha": LoRAAdapter.shortest(config.alpha), "lora_dropout": LoRAAdapter.shortest(config.dropout),
             "target_modules": config.targets.map(\.peftName), "bias": "none", "fan_in_fan_out": false,
             "inference_mode": true, "init_lora_weights": true, "use_rslora": false, "use_dora": false,
             "modules_to_save": config.trainNorms ? ["input_layernorm", "post_attention_layernorm", "norm"] as Any : NSNull(),
