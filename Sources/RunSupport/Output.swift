@@ -102,3 +102,12 @@ public func produceAtomically(_ path: String, _ body: (String) throws -> Void) t
 
 /// `x` for a JSON object, or JSON null.
 public func orNull<T>(_ x: T?) -> Any { x.map { $0 as Any } ?? NSNull() }
+/// Fails before any work when the folder of an output path does not exist, so a long run never
+/// ends without a place to write its result.
+public func checkOutputFolder(_ path: String) throws {
+    var isDir: ObjCBool = false
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        throw OutputError("cannot write \(path): folder \(dir) does not exist")
+    }
+}

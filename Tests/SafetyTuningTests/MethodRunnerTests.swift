@@ -65,7 +65,7 @@ final class MethodRunnerTests: XCTestCase {
         let data = try write("task.jsonl", taskRows(6)), triples = try write("triples.jsonl", tripleRows(4))
         let eval = try write("eval.jsonl", taskRows(2))
         let r = try run("sap", ["--model", modelPath, "--data", data, "--triples", triples, "--out", path("adapter"),
-                                "--report", path("sap.json"), "--merged-out", path("merged.gguf"), "--eval", eval,
+                                "--report", path("sap.json"), "--merged-gguf", path("merged.gguf"), "--eval", eval,
                                 "--steps", "3", "--batch-size", "3", "--contrastive-batch", "2", "--grad-rate", "0.01"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("tok/s") && r.stderr.contains("ETA"), r.stderr)

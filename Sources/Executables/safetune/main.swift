@@ -1,21 +1,27 @@
 // One binary for every SafeTune tool (the dist builds ship this instead of one 60 MB static
 // binary per tool): `safetune TOOL [OPTIONS]`, or a link named after the tool.
 import EngineBenchTool
+import EvaluateTool
+import FinetuneTool
 import GenerateTool
 import KernelBenchTool
 import MakeDemoDataTool
 import SAPTool
 import SEALTool
+import TrainJudgeTool
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 let tools: [(name: String, run: ([String]) -> Never, summary: String)] = [
+    ("finetune", finetuneMain, "LoRA fine-tuning: PEFT adapter, merged GGUF, JSON report"),
     ("generate", generateMain, "answer prompts with a model (chat template applied)"),
     ("make-demo-data", makeDemoDataMain, "write the labeled demo fine-tuning mixture"),
     ("sap", sapMain, "LoRA fine-tuning with safety-aware probing (SAP)"),
     ("seal", sealMain, "rank fine-tuning rows against a safe set and keep the best (SEAL)"),
+    ("train-judge", trainJudgeMain, "train the harmfulness judge on labeled answers"),
+    ("evaluate", evaluateMain, "harmful-answer rate, over-refusal and helpfulness of a model (or --compare reports)"),
     ("kernel-bench", kernelBenchMain, "time and verify every kernel on this machine"),
     ("engine-bench", engineBenchMain, "prompt, decode and batched throughput of a model"),
 ]

@@ -29,6 +29,9 @@ extension LoRAAdapter {
          "base_model.model.model.norm.weight")
     }
 
+    /// The Double whose decimal form is the Float's shortest one (0.05, not 0.05000000074505806).
+    static func shortest(_ x: Float) -> Double { Double("\(x)") ?? Double(x) }
+
     /// Writes the adapter as a PEFT directory (created if needed; files replaced atomically).
     /// `baseModel` goes to `base_model_name_or_path`.
     public func savePEFT(to directory: String, baseModel: String) throws {
@@ -55,7 +58,7 @@ extension LoRAAdapter {
         }
         let json: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
-            "r": r, "lora_alpha": Double(config.alpha), "lora_dropout": Double(config.dropout),
+            "r": r, "lora_alpha": LoRAAdapter.shortest(config.alpha), "lora_dropout": LoRAAdapter.shortest(config.dropout),
             "target_modules": config.targets.map(\.peftName), "bias": "none", "fan_in_fan_out": false,
             "inference_mode": true, "init_lora_weights": true, "use_rslora": false, "use_dora": false,
             "modules_to_save": config.trainNorms ? ["input_layernorm", "post_attention_layernorm", "norm"] as Any : NSNull(),

@@ -6,7 +6,7 @@ import SafetyTuning
 
 let spec = CommandSpec(
     name: "sap",
-    synopsis: "--model M.gguf --data TASK --triples TRIPLES --out ADAPTER_DIR [--report R.json] [--merged-out M.gguf] [options]",
+    synopsis: "--model M.gguf --data TASK --triples TRIPLES --out ADAPTER_DIR [--report R.json] [--merged-gguf M.gguf] [options]",
     details: """
     SAP (Wu et al. 2025, METHODS.md 3.6): LoRA fine-tuning on --data with safety-aware probing. Per step:
     the contrastive safety gradient on a batch of --triples ({"prompt", "chosen", "rejected"} JSONL; chosen =
@@ -28,8 +28,8 @@ let spec = CommandSpec(
         .init("triples", "FILE", "contrastive triples: JSONL/JSON of {prompt, chosen (safe), rejected (harmful)}"),
         .init("out", "DIR", "trained LoRA adapter (PEFT directory: adapter_config.json + adapter_model.safetensors)"),
         .init("report", "FILE", "JSON report (config, per-step losses, safety loss, cost per step vs plain SFT)"),
-        .init("merged-out", "FILE", "also write the merged model (probe removed) as GGUF"),
-        .init("merged-type", "T", "matrix type of --merged-out: f32 (default), f16 or q8_0"),
+        .init("merged-gguf", "FILE", "also write the merged model (probe removed) as GGUF"),
+        .init("merged-type", "T", "matrix type of --merged-gguf: f32 (default), f16 or q8_0"),
         .init("eval", "FILE", "held-out task rows: token-mean NLL with the probe removed, before and after"),
         .init("steps", "N", "optimiser steps (default: one epoch of --data)"),
         .init("epochs", "E", "epochs over --data instead of --steps"),
@@ -83,7 +83,7 @@ public func sapMain(_ arguments: [String]) -> Never {
         let triplesPath = args.string("triples")
         if !plain && triplesPath == nil { throw UsageError("--triples is required (or --plain-sft for the baseline)") }
         if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
-        for (o, p) in [("out", outPath), ("report", args.string("report")), ("merged-out", args.string("merged-out"))] {
+        for (o, p) in [("out", outPath), ("report", args.string("report")), ("merged-gguf", args.string("merged-gguf"))] {
             if let p { try checkFolder(p, o) }
         }
         if args.has("steps") && args.has("epochs") { throw UsageError("give --steps or --epochs, not both") }
@@ -166,7 +166,7 @@ public func sapMain(_ arguments: [String]) -> Never {
         if let a = evalAfter, let b = evalBefore { log(String(format: "sap: held-out NLL %.4f -> %.4f (probe removed)", b, a)) }
 
         try produceAtomically(outPath) { try adapter.savePEFT(to: $0, baseModel: modelPath) }
-        if let merged = args.string("merged-out") {
+        if let merged = args.string("merged-gguf") {
             let weights = try adapter.merged(into: loaded.model.weights)
             try produceAtomically(merged) {
                 try GGUFExport.write(weights, tokenizer: loaded.tokenizer, template: loaded.template,
@@ -226,7 +226,7 @@ public func sapMain(_ arguments: [String]) -> Never {
         }
         if let b = evalBefore { report["eval_loss_before"] = b }
         if let a = evalAfter { report["eval_loss_after"] = a }
-        if let m = args.string("merged-out") { report["merged_model"] = m; report["merged_type"] = mergedType.rawValue }
+        if let m = args.string("merged-gguf") { report["merged_model"] = m; report["merged_type"] = mergedType.rawValue }
         if !trainer.hiddenNorms.isEmpty { report["hidden_norm_at_probes"] = trainer.hiddenNorms }
         if let path = args.string("report") { try writeAtomically(try jsonData(report), to: path) }
         log(String(format: "sap: %d steps in %.1f s (%.2f s/step, plain SFT part %.2f s/step); wrote %@", h.count, trainSeconds, stepMean, sftMean, outPath))
