@@ -7,9 +7,10 @@ public func log(_ message: String) {
 
 /// Runs a command's body: usage errors print the usage and exit 2, other errors exit 1 with
 /// their description. Library code throws; only executables exit.
-public func runCommand(_ spec: CommandSpec, _ body: (ParsedArguments) throws -> Void) -> Never {
+public func runCommand(_ spec: CommandSpec, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+                       _ body: (ParsedArguments) throws -> Void) -> Never {
     do {
-        let args = try spec.parse(Array(CommandLine.arguments.dropFirst()))
+        let args = try spec.parse(arguments)
         try body(args)
         exit(0)
     } catch let e as UsageError {
