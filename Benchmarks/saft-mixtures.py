@@ -75,7 +75,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--positions", default="last-prompt")
     ap.add_argument("--datasets", default="", help="comma list of dataset names (default: all)")
-    ap.add_argument("--methods", default="guided,subspace,combined")
+    ap.add_argument("--methods", default="guided,guided-fpr0.001,guided-mean,subspace,combined",
+                    help="guided (default settings), guided-fpr<F> (threshold at benign-reference FPR F), "
+                         "guided-mean (mean-difference direction), subspace (published), combined")
     ap.add_argument("--blocks", default="0.33,0.5,0.67,0.75")
     ap.add_argument("--max-tokens", default="512")
     ap.add_argument("--threads", default="")
@@ -92,12 +94,16 @@ def main():
                 report = os.path.join(a.scratch, "reports", tag + ".json")
                 cmd = [a.saft, "--model", a.model, "--data", path, "--out", os.path.join(a.scratch, tag + ".kept.jsonl"),
                        "--report", report, "--position", position, "--cache", os.path.join(a.scratch, "cache"),
-                       "--method", method, "--max-tokens", a.max_tokens]
+                       "--method", method.split("-")[0], "--max-tokens", a.max_tokens]
+                if method.startswith("guided-fpr"):
+                    cmd += ["--guide-fpr", method[len("guided-fpr"):]]
+                if method == "guided-mean":
+                    cmd += ["--guide-direction", "mean"]
                 if a.threads:
                     cmd += ["--threads", a.threads]
                 if method == "guided":
                     cmd += ["--block", a.blocks, "--sweep", "--plot", os.path.join(a.scratch, tag + ".svg")]
-                elif method == "combined":
+                elif method != "subspace":
                     cmd += ["--block", a.blocks]
                 t0 = time.time()
                 print("+", " ".join(cmd), file=sys.stderr, flush=True)

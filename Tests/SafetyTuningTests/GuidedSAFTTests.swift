@@ -41,7 +41,7 @@ final class GuidedSAFTTests: XCTestCase {
         for shrinkage in [nil, 0.3] as [Double?] {
             var o = GuidedSAFT.Options()
             o.shrinkage = shrinkage
-            let fits = try GuidedSAFT.fit(syntheticReferences(dim: dim, count: 80, rng: &rng), options: o)
+            let fits = try GuidedSAFT.fit(syntheticReferences(dim: dim, count: 300, rng: &rng), options: o)
             let g = try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration)
             let q = RemovalQuality(scores: g.scores, removed: g.removed, labels: labels)
             XCTAssertGreaterThan(q.auroc!, 0.99, "shrinkage \(String(describing: shrinkage))")

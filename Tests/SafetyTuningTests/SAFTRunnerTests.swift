@@ -65,8 +65,8 @@ final class SAFTRunnerTests: XCTestCase {
             if labels { o["label"] = h ? "harmful" : "benign" }
             lines.append(String(decoding: try! JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         }
-        // One row longer than --max-tokens 48.
-        var long: [String: Any] = ["instruction": String(repeating: "Tell me about the history of tea. ", count: 6), "input": "", "output": "Tea."]
+        // One row longer than --max-tokens 160.
+        var long: [String: Any] = ["instruction": String(repeating: "Tell me about the history of tea. ", count: 8), "input": "", "output": "Tea."]
         if labels { long["label"] = "benign" }
         lines.append(String(decoding: try! JSONSerialization.data(withJSONObject: long, options: [.sortedKeys]), as: UTF8.self))
         return lines.joined(separator: "\n") + "\n"
@@ -88,7 +88,7 @@ final class SAFTRunnerTests: XCTestCase {
 
     func testGuideBuiltinEndToEndAndLabelsAreNeverRead() throws {
         let data = try write("d.jsonl", rows(labels: true)), unlabeled = try write("u.jsonl", rows(labels: false))
-        let common = ["--model", model, "--guide", "builtin", "--max-tokens", "48", "--cache", dir + "/cache"]
+        let common = ["--model", model, "--guide", "builtin", "--max-tokens", "160", "--cache", dir + "/cache"]
         try saft(common + ["--data", data, "--out", dir + "/o.jsonl", "--report", dir + "/r.json", "--scores", dir + "/s.jsonl",
                            "--plot", dir + "/p.svg"])
         let r = try json(dir + "/r.json")
@@ -128,10 +128,10 @@ final class SAFTRunnerTests: XCTestCase {
             let guide = method == "subspace" ? [] : refs
             let blocks = method == "subspace" ? "1" : "1,2"
             try saft(["--model", model, "--data", data, "--out", dir + "/single.jsonl", "--scores", dir + "/single.scores.jsonl",
-                      "--method", method, "--subspace", "exact", "--max-tokens", "48", "--block", blocks] + guide)
+                      "--method", method, "--subspace", "exact", "--max-tokens", "160", "--block", blocks] + guide)
             let work = dir + "/work-\(method)"
             for i in 0 ..< 3 {
-                try saft(["embed", "--shard", "\(i)/3", "--model", model, "--data", data, "--work", work, "--max-tokens", "48", "--block", blocks])
+                try saft(["embed", "--shard", "\(i)/3", "--model", model, "--data", data, "--work", work, "--max-tokens", "160", "--block", blocks])
             }
             try saft(["fit", "--work", work, "--model", model, "--method", method] + guide)
             var out: [String] = [], scores: [String] = []
@@ -162,12 +162,12 @@ final class SAFTRunnerTests: XCTestCase {
     func testEmbeddingCacheRoundTrip() throws {
         let data = try Dataset.load(try write("d.jsonl", rows(labels: true)))
         let loaded = try LlamaLoader.load(model)
-        let direct = try SAFTEmbedder.embed(data.samples, model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 48)
+        let direct = try SAFTEmbedder.embed(data.samples, model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 160)
         var cache = try EmbeddingCache(directory: dir + "/c", modelPath: model, template: "chatml")
-        let first = try cache.embed(data.samples, model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 48, batchTokens: 4096)
+        let first = try cache.embed(data.samples, model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 160, batchTokens: 4096)
         XCTAssertEqual(first.hits, 0)
         var again = try EmbeddingCache(directory: dir + "/c", modelPath: model, template: "chatml")
-        let second = try again.embed(data.samples.reversed(), model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 48, batchTokens: 4096)
+        let second = try again.embed(data.samples.reversed(), model: loaded, blocks: [1, 2], position: .lastToken, maxTokens: 160, batchTokens: 4096)
         XCTAssertEqual(second.hits, data.count)
         XCTAssertEqual(second.embeddings.seconds, 0)
         let d = direct.dim
@@ -181,14 +181,14 @@ final class SAFTRunnerTests: XCTestCase {
         XCTAssertEqual(second.embeddings.truncated, 1)
         XCTAssertEqual(second.embeddings.tokens, direct.tokens)
         // Another position or token limit is another file; a corrupted file is ignored with a warning.
-        XCTAssertNotEqual(cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 48)),
-                          cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 64)))
-        let file = cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 48))
+        XCTAssertNotEqual(cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 160)),
+                          cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 200)))
+        let file = cache.path(forKey: cache.key(block: 1, position: .lastToken, maxTokens: 160))
         var bytes = try Data(contentsOf: URL(fileURLWithPath: file))
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: file))
         var third = try EmbeddingCache(directory: dir + "/c", modelPath: model, template: "chatml")
-        let r = try third.embed(data.samples, model: loaded, blocks: [1], position: .lastToken, maxTokens: 48, batchTokens: 4096)
+        let r = try third.embed(data.samples, model: loaded, blocks: [1], position: .lastToken, maxTokens: 160, batchTokens: 4096)
         XCTAssertEqual(r.hits, 0)
         XCTAssertTrue(third.warnings.contains { $0.contains("checksum") }, "\(third.warnings)")
         // Another model file is another identity.
@@ -201,7 +201,7 @@ final class SAFTRunnerTests: XCTestCase {
         let refs = try refFiles()
         let out = dir + "/out.jsonl"
         func run(_ data: String, _ extra: [String] = [], fail: Bool) throws -> String {
-            try saft(["--model", model, "--data", data, "--out", out, "--max-tokens", "48", "--report", dir + "/hard.json"] + extra, expectFailure: fail)
+            try saft(["--model", model, "--data", data, "--out", out, "--max-tokens", "160", "--report", dir + "/hard.json"] + extra, expectFailure: fail)
         }
         var log = try run(try write("empty.jsonl", ""), refs, fail: true)
         XCTAssertTrue(log.contains("has no rows"), log)
