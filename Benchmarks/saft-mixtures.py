@@ -75,8 +75,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--positions", default="last-prompt")
     ap.add_argument("--datasets", default="", help="comma list of dataset names (default: all)")
-    ap.add_argument("--methods", default="guided,guided-fpr0.001,guided-mean,subspace,combined",
-                    help="guided (default settings), guided-fpr<F> (threshold at benign-reference FPR F), "
+    ap.add_argument("--methods", default="guided,guided-fprbalanced,guided-mean,subspace,combined",
+                    help="guided (default settings), guided-fpr<F> (threshold at benign-reference FPR F, or balanced), "
                          "guided-mean (mean-difference direction), subspace (published), combined")
     ap.add_argument("--blocks", default="0.33,0.5,0.67,0.75")
     ap.add_argument("--max-tokens", default="512")
@@ -122,5 +122,33 @@ def main():
                       f"benign removed {fmt(r.get('benign_removed_fraction'))} removed {r['removed']}/{r['rows']}", flush=True)
 
 
+
+
+def table(summary_path):
+    """Markdown tables of a summary.json (python3 Benchmarks/saft-mixtures.py --table SUMMARY)."""
+    rows = json.load(open(summary_path))
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    print("| data | position | method | block | AUROC | recall | benign removed | removed |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['dataset']} | {r['position']} | {r['method']} | {r['block']} | {fmt(r['auroc'])} | {fmt(r['recall'])} | "
+              f"{fmt(r['benign_removed'])} | {r['removed']}/{r['rows']} |")
+    print("\nPublished score, every embedded block and k (label-free threshold), from the guided runs' --sweep:\n")
+    print("| data | position | block | k=1 | k=2 | k=3 | k=4 | best: recall / benign removed |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if r["method"] != "guided" or not r.get("sweep"):
+            continue
+        sub = [s for s in r["sweep"] if s["method"] == "subspace"]
+        for b in sorted({s["block"] for s in sub}):
+            cells = {s["k"]: s for s in sub if s["block"] == b}
+            best = max(cells.values(), key=lambda s: s.get("auroc") or 0)
+            print(f"| {r['dataset']} | {r['position']} | {b} | " + " | ".join(fmt(cells[k].get("auroc")) if k in cells else "-" for k in range(1, 5))
+                  + f" | k={best['k']}: {fmt(best['recall'])} / {fmt(best['benign_removed_fraction'])} |")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        table(sys.argv[2])
+    else:
+        main()

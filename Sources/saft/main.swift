@@ -6,6 +6,9 @@ import SafetyTuning
 
 /// What `Docs/SAFT.md` measured best on the labeled mixtures (the table there): the guided score.
 let defaultMethod = "guided"
+/// The guided threshold's default: the benign references' Gaussian 99.9% point, the setting that
+/// kept the clean (0%) pool's losses under 2% in Docs/SAFT.md.
+let defaultGuideFPR = 0.001
 
 let embeddingOptions: [CommandSpec.Option] = [
     .init("model", "PATH", "GGUF model (the model that will be fine-tuned)"),
@@ -23,7 +26,7 @@ let methodOptions: [CommandSpec.Option] = [
     .init("guide-benign", "FILE", "your benign reference prompts; needs --guide-harmful"),
     .init("guide-direction", "D", "guided: discriminant (default: shrinkage-regularised LDA of the references) or mean (the mean difference)"),
     .init("guide-shrinkage", "L", "guided discriminant: shrinkage λ in (0, 1] toward the identity (default 0.3)"),
-    .init("guide-fpr", "F", "guided threshold at benign-reference false-positive rate F (default: balanced between the reference classes)"),
+    .init("guide-fpr", "F", "guided threshold at benign-reference false-positive rate F (default \(defaultGuideFPR)), or balanced: where both reference classes are equally far"),
     .init("remove-fraction", "F", "subspace: remove the top fraction F of scores"),
     .init("threshold", "T", "subspace: remove scores above T"),
     .init("k", "K", "subspace: singular directions (default 1; with --validation the best of 1...4)"),
@@ -192,7 +195,11 @@ func references(_ args: ParsedArguments) throws -> (harmful: [Sample], benign: [
 
 func guidedOptions(_ args: ParsedArguments) throws -> GuidedSAFT.Options {
     var o = GuidedSAFT.Options()
-    if let f = try args.double("guide-fpr", range: 1e-6 ... 0.49) { o.calibration = .benignFalsePositiveRate(f) }
+    if args.string("guide-fpr") == "balanced" {
+        o.calibration = .balanced
+    } else {
+        o.calibration = .benignFalsePositiveRate(try args.double("guide-fpr", default: defaultGuideFPR, range: 1e-6 ... 0.49)!)
+    }
     switch args.string("guide-direction") ?? "discriminant" {
     case "mean": o.shrinkage = nil
     case "discriminant": o.shrinkage = try args.double("guide-shrinkage", default: 0.3, range: 1e-6 ... 1)!
@@ -268,7 +275,8 @@ func runAll(_ args: ParsedArguments) throws {
         "max_tokens": setup.maxTokens, "template": loaded.template.summary,
     ]
     if let dir = setup.cache { report["cache"] = ["directory": dir, "rows_from_cache": hits, "rows_embedded": data.count - hits] }
-    var timings: [String: Any] = ["embed_seconds": emb.seconds, "tokens_per_second": emb.seconds > 0 ? Double(emb.tokens) / emb.seconds : NSNull()]
+    var timings: [String: Any] = ["embed_seconds": emb.seconds, "tokens_embedded": emb.tokensRun ?? emb.tokens,
+                                  "tokens_per_second": emb.tokensPerSecond ?? NSNull()]
 
     // Guided part.
     var guided: GuidedSAFT.Result?

@@ -83,11 +83,12 @@ public struct EmbeddingCache {
         for (i, h) in hashes.enumerated() where !seen.contains(h) && blocks.contains(where: { stores[$0]![h] == nil }) {
             missing.append(i); seen.insert(h)
         }
-        var seconds = 0.0
+        var seconds = 0.0, tokensRun = 0
         if !missing.isEmpty {
             let fresh = try SAFTEmbedder.embed(missing.map { samples[$0] }, model: model, blocks: blocks, position: position,
                                                maxTokens: maxTokens, batchTokens: batchTokens, workers: workers, progress: progress)
             seconds = fresh.seconds
+            tokensRun = fresh.tokens
             for b in blocks {
                 let x = fresh.byBlock[b]!
                 for (j, i) in missing.enumerated() {
@@ -109,6 +110,7 @@ public struct EmbeddingCache {
                            truncated: rowTruncated.filter { $0 }.count, tokens: rowTokens.reduce(0, +), seconds: seconds)
         e.rowTokens = rowTokens
         e.rowTruncated = rowTruncated
+        e.tokensRun = tokensRun
         let hits = samples.indices.filter { !seen.contains(hashes[$0]) }.count
         return (e, hits)
     }

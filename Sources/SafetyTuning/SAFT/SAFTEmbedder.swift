@@ -27,6 +27,9 @@ public struct Embeddings: Sendable {
     /// Per row: tokens run and whether the row was cut (empty when unknown).
     public var rowTokens: [Int] = []
     public var rowTruncated: [Bool] = []
+    /// Tokens actually run in `seconds` (fewer than `tokens` when rows came from a cache).
+    public var tokensRun: Int? = nil
+    public var tokensPerSecond: Double? { seconds > 0 ? Double(tokensRun ?? tokens) / seconds : nil }
 
     public init(rows: Int, dim: Int, byBlock: [Int: [Float]], position: EmbeddingPosition, truncated: Int = 0,
                 tokens: Int = 0, seconds: Double = 0) {
