@@ -75,9 +75,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--positions", default="last-prompt")
     ap.add_argument("--datasets", default="", help="comma list of dataset names (default: all)")
-    ap.add_argument("--methods", default="guided,guided-fprbalanced,guided-mean,subspace,combined",
-                    help="guided (default settings), guided-fpr<F> (threshold at benign-reference FPR F, or balanced), "
-                         "guided-mean (mean-difference direction), subspace (published), combined")
+    ap.add_argument("--methods", default="guided,guided-fprbalanced,guided-mean,subspace,combined,combined-fprbalanced",
+                    help="guided (default settings), guided-fpr<F> / combined-fpr<F> (guided threshold at benign-reference "
+                         "FPR F, or balanced), guided-mean (mean-difference direction), subspace (published), combined")
     ap.add_argument("--blocks", default="0.33,0.5,0.67,0.75")
     ap.add_argument("--max-tokens", default="512")
     ap.add_argument("--threads", default="")
@@ -95,8 +95,8 @@ def main():
                 cmd = [a.saft, "--model", a.model, "--data", path, "--out", os.path.join(a.scratch, tag + ".kept.jsonl"),
                        "--report", report, "--position", position, "--cache", os.path.join(a.scratch, "cache"),
                        "--method", method.split("-")[0], "--max-tokens", a.max_tokens]
-                if method.startswith("guided-fpr"):
-                    cmd += ["--guide-fpr", method[len("guided-fpr"):]]
+                if "-fpr" in method:
+                    cmd += ["--guide-fpr", method.split("-fpr")[1]]
                 if method == "guided-mean":
                     cmd += ["--guide-direction", "mean"]
                 if a.threads:

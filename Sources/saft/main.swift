@@ -46,8 +46,9 @@ let mainSpec = CommandSpec(
       subspace  SAFT as published (Choi, Du, Li 2024): squared projections on the top-k singular
                 directions of the pool's centred embeddings; threshold by --validation FILE (labeled
                 rows, best F1), --remove-fraction F, --threshold T, or a label-free rule;
-      guided    projection on the direction mean(harmful refs) - mean(benign refs) of reference prompts
-                (--guide builtin, or your own files); block and threshold from the references alone;
+      guided    (default) projection on a harm direction learnt from reference prompts (--guide builtin,
+                or your own files): a regularised discriminant of harmful vs benign references, or
+                their mean difference; block and threshold from the references alone;
       combined  a row goes when either score flags it.
     Rows with a `label` field are scored against it in the report; labels of --data never influence
     the filter. Docs/SAFT.md explains the choices and the measurements.
