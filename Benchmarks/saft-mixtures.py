@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--blocks", default="0.33,0.5,0.67,0.75")
     ap.add_argument("--max-tokens", default="512")
     ap.add_argument("--threads", default="")
+    ap.add_argument("--summary", default="summary.json", help="summary file name in the scratch directory")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.scratch, "reports"), exist_ok=True)
     files = build(a.shared, a.scratch, a.rows, a.seed)
@@ -115,7 +116,7 @@ def main():
                                 "removed": r["removed"], "rows": r["rows"], "harmful_rows": r.get("harmful_rows"),
                                 "timings": r["timings"], "cache": r.get("cache"), "guide": {k: v for k, v in r.get("guide", {}).items() if k != "blocks"},
                                 "subspace": r.get("subspace"), "sweep": r.get("sweep"), "warnings": r.get("warnings")})
-                with open(os.path.join(a.scratch, "summary.json"), "w") as f:
+                with open(os.path.join(a.scratch, a.summary), "w") as f:
                     json.dump(summary, f, indent=1)
                 fmt = lambda v: "-" if v is None else f"{v:.3f}"
                 print(f"{tag}: block {r.get('block')} AUROC {fmt(r.get('auroc'))} recall {fmt(r.get('recall'))} "
@@ -124,9 +125,10 @@ def main():
 
 
 
-def table(summary_path):
-    """Markdown tables of a summary.json (python3 Benchmarks/saft-mixtures.py --table SUMMARY)."""
-    rows = json.load(open(summary_path))
+def table(paths):
+    """Markdown tables of summary files (python3 Benchmarks/saft-mixtures.py --table SUMMARY [SUMMARY...])."""
+    rows = [r for p in paths for r in json.load(open(p))]
+    rows.sort(key=lambda r: (r["dataset"], r["position"]))
     fmt = lambda v: "-" if v is None else f"{v:.3f}"
     print("| data | position | method | block | AUROC | recall | benign removed | removed |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -148,7 +150,7 @@ def table(summary_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--table":
-        table(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--table":
+        table(sys.argv[2:])
     else:
         main()

@@ -4,8 +4,9 @@ import Llama
 import RunSupport
 import SafetyTuning
 
-/// What `Docs/SAFT.md` measured best on the labeled mixtures (the table there): the guided score.
-let defaultMethod = "guided"
+/// What `Docs/SAFT.md` measured best on the labeled mixtures (the tables there): combined, the
+/// guided score or the published one (pools of one row fall back to guided, which needs no pool).
+let defaultMethod = "combined"
 /// The guided threshold's default: the benign references' Gaussian 99.9% point, the setting that
 /// kept the clean (0%) pool's losses under 2% in Docs/SAFT.md.
 let defaultGuideFPR = 0.001
@@ -20,8 +21,8 @@ let embeddingOptions: [CommandSpec.Option] = [
     .init("threads", "N", "worker threads (default: all cores)"),
 ]
 let methodOptions: [CommandSpec.Option] = [
-    .init("method", "M", "subspace (the published SAFT score), guided (reference direction) or combined (either flags); default \(defaultMethod)"),
-    .init("guide", "SRC", "reference prompts for guided/combined: builtin (the project's; the default)"),
+    .init("method", "M", "subspace (the published SAFT score), guided (reference direction) or combined (a row goes when either flags it); default \(defaultMethod)"),
+    .init("guide", "SRC", "reference prompts for guided and combined: builtin (the project's; the default)"),
     .init("guide-harmful", "FILE", "your harmful reference prompts (JSONL with `prompt`, or one per line); needs --guide-benign"),
     .init("guide-benign", "FILE", "your benign reference prompts; needs --guide-harmful"),
     .init("guide-direction", "D", "guided: discriminant (default: shrinkage-regularised LDA of the references) or mean (the mean difference)"),
@@ -46,10 +47,10 @@ let mainSpec = CommandSpec(
       subspace  SAFT as published (Choi, Du, Li 2024): squared projections on the top-k singular
                 directions of the pool's centred embeddings; threshold by --validation FILE (labeled
                 rows, best F1), --remove-fraction F, --threshold T, or a label-free rule;
-      guided    (default) projection on a harm direction learnt from reference prompts (--guide builtin,
+      guided    projection on a harm direction learnt from reference prompts (--guide builtin,
                 or your own files): a regularised discriminant of harmful vs benign references, or
                 their mean difference; block and threshold from the references alone;
-      combined  a row goes when either score flags it.
+      combined  (default) a row goes when either score flags it.
     Rows with a `label` field are scored against it in the report; labels of --data never influence
     the filter. Docs/SAFT.md explains the choices and the measurements.
     """,
@@ -59,7 +60,7 @@ let mainSpec = CommandSpec(
         .init("report", "FILE", "JSON report"),
         .init("scores", "FILE", "JSONL: index, score, kept (and label)"),
         .init("plot", "FILE", "SVG histogram of the scores with the threshold"),
-        .init("validation", "FILE", "subspace: labeled rows (about 100) to choose block, k and threshold by F1"),
+        .init("validation", "FILE", "subspace (implied): labeled rows (about 100) to choose block, k and threshold by F1"),
         .init("sweep", nil, "with labeled --data: also report AUROC, recall and benign removal of every embedded block and k 1...4 (evaluation only)"),
     ] + embeddingOptions + methodOptions)
 
@@ -170,7 +171,8 @@ func resolveBlocks(_ text: String?, layers L: Int, defaults: [Double]) throws ->
 let guidedDepths = [0.33, 0.5, 0.67, 0.75]
 
 func parseMethod(_ args: ParsedArguments) throws -> String {
-    let m = args.string("method") ?? defaultMethod
+    // --validation is the published method's threshold policy: it implies --method subspace.
+    let m = args.string("method") ?? (args.has("validation") ? "subspace" : defaultMethod)
     guard ["subspace", "guided", "combined"].contains(m) else { throw UsageError("--method must be subspace, guided or combined") }
     if m == "subspace" && (args.has("guide") || args.has("guide-harmful") || args.has("guide-benign")) {
         throw UsageError("--guide* need --method guided or combined")
@@ -248,7 +250,7 @@ func runAll(_ args: ParsedArguments) throws {
     let started = DispatchTime.now()
     let modelPath = try args.require("model"), dataPath = try args.require("data"), outPath = try args.require("out")
     let setup = try EmbeddingSetup(args)
-    let method = try parseMethod(args)
+    var method = try parseMethod(args)
     let policies = ["validation", "remove-fraction", "threshold"].filter { args.has($0) }
     if policies.count > 1 { throw UsageError("choose one of --validation, --remove-fraction and --threshold") }
     if method == "guided" && !policies.isEmpty { throw UsageError("--\(policies[0]) applies to the subspace score (--method subspace or combined)") }
@@ -256,6 +258,10 @@ func runAll(_ args: ParsedArguments) throws {
 
     let data = try Dataset.load(dataPath)
     guard data.count >= 1 else { throw DatasetError("\(dataPath) has no rows") }
+    if data.count == 1 && !args.has("method") && policies.isEmpty {
+        log("saft: one row: the subspace score needs two, so the guided score alone filters")
+        method = "guided"
+    }
     if method != "guided" && data.count < 2 { throw DatasetError("\(dataPath) has \(data.count) row; the subspace score needs at least 2 (guided works on any count)") }
     let validation = try args.string("validation").map { try Dataset.load($0) }
     if let validation, !validation.hasLabels { throw DatasetError("every row of the validation file needs a `label`") }

@@ -92,8 +92,9 @@ final class SAFTRunnerTests: XCTestCase {
         try saft(common + ["--data", data, "--out", dir + "/o.jsonl", "--report", dir + "/r.json", "--scores", dir + "/s.jsonl",
                            "--plot", dir + "/p.svg"])
         let r = try json(dir + "/r.json")
-        XCTAssertEqual(r["method"] as? String, "guided")
-        XCTAssertTrue((r["score_used"] as? String)?.hasPrefix("guided") == true)
+        XCTAssertEqual(r["method"] as? String, "combined")
+        XCTAssertTrue((r["score_used"] as? String)?.hasPrefix("combined") == true)
+        XCTAssertNotNil(r["subspace"])
         XCTAssertEqual(r["rows"] as? Int, 17)
         XCTAssertEqual(r["truncated_rows"] as? Int, 1)
         let guide = r["guide"] as! [String: Any]
