@@ -102,7 +102,7 @@ def main():
                     cmd += ["--guide-direction", "mean"]
                 if a.threads:
                     cmd += ["--threads", a.threads]
-                if method == "guided":
+                if method.startswith("guided"):
                     cmd += ["--block", a.blocks, "--sweep", "--plot", os.path.join(a.scratch, tag + ".svg")]
                 elif method != "subspace":
                     cmd += ["--block", a.blocks]
@@ -138,9 +138,11 @@ def table(paths):
     print("\nPublished score, every embedded block and k (label-free threshold), from the guided runs' --sweep:\n")
     print("| data | position | block | k=1 | k=2 | k=3 | k=4 | best: recall / benign removed |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        if r["method"] != "guided" or not r.get("sweep"):
+    seen = set()
+    for r in rows:  # the first run with a sweep per data set and position
+        if not r.get("sweep") or (r["dataset"], r["position"]) in seen:
             continue
+        seen.add((r["dataset"], r["position"]))
         sub = [s for s in r["sweep"] if s["method"] == "subspace"]
         for b in sorted({s["block"] for s in sub}):
             cells = {s["k"]: s for s in sub if s["block"] == b}
