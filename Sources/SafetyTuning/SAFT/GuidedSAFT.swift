@@ -93,10 +93,9 @@ public enum GuidedSAFT {
             throw DatasetError("guided SAFT: harmful and benign references must be embedded at the same blocks")
         }
         let fits = try blocks.map { try fitBlock($0, refs, options) }
-        // Best cross-validated AUROC; near-ties (AUROC saturates) go to the larger separation.
-        return fits.sorted { a, b in
-            abs(a.cvAUROC - b.cvAUROC) > 0.002 ? a.cvAUROC > b.cvAUROC : a.cvSeparation > b.cvSeparation
-        }
+        // Best cross-validated AUROC in steps of 0.002 (it saturates); ties go to the larger separation.
+        func key(_ f: Direction) -> (Int, Double) { (Int((f.cvAUROC / 0.002).rounded(.down)), f.cvSeparation) }
+        return fits.sorted { key($0) > key($1) }
     }
 
     static func fitBlock(_ block: Int, _ refs: References, _ options: Options) throws -> Direction {
