@@ -59,7 +59,12 @@ let package = Package(
         .library(name: "SafetyTuning", targets: ["SafetyTuning"]),
         .executable(name: "generate", targets: ["generate"]),
         .executable(name: "saft", targets: ["saft"]),
+        .executable(name: "finetune", targets: ["finetune"]),
         .executable(name: "make-demo-data", targets: ["make-demo-data"]),
+        .executable(name: "evaluate", targets: ["evaluate"]),
+        .executable(name: "train-judge", targets: ["train-judge"]),
+        .executable(name: "safetune", targets: ["safetune"]),
+        .executable(name: "safetune-launch", targets: ["safetune-launch"]),
         .executable(name: "kernel-bench", targets: ["kernel-bench"]),
         .executable(name: "engine-bench", targets: ["engine-bench"]),
         .executable(name: "train-bench", targets: ["train-bench"]),
@@ -83,16 +88,38 @@ let package = Package(
 
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
-        .target(name: "RunSupport", path: "Sources/RunSupport", swiftSettings: tuning),
-        .executableTarget(name: "generate", dependencies: ["Llama", "RunSupport"], path: "Sources/generate",
-                          swiftSettings: tuning),
-        .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
-                          swiftSettings: tuning),
-        .executableTarget(name: "make-demo-data", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/make-demo-data",
-                          swiftSettings: tuning),
+        .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
+        // Each tool is a library (its command as a function) and a one-line executable, so that the
+        // multi-call `safetune` binary can hold them all (dist ships one binary per CPU level).
+        .target(name: "SaftTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/saft",
+                swiftSettings: tuning),
+        .target(name: "GenerateTool", dependencies: ["Llama", "RunSupport"], path: "Sources/Tools/generate",
+                swiftSettings: tuning),
+        .target(name: "FinetuneTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/finetune",
+                swiftSettings: tuning),
+        .target(name: "MakeDemoDataTool", dependencies: ["SafetyTuning", "RunSupport"], path: "Sources/Tools/make-demo-data",
+                swiftSettings: tuning),
+        .target(name: "EvaluateTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/evaluate",
+                swiftSettings: tuning),
+        .target(name: "TrainJudgeTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/train-judge",
+                swiftSettings: tuning),
+        .executableTarget(name: "saft", dependencies: ["SaftTool"], path: "Sources/Executables/saft"),
+        .executableTarget(name: "finetune", dependencies: ["FinetuneTool"], path: "Sources/Executables/finetune"),
+        .executableTarget(name: "generate", dependencies: ["GenerateTool"], path: "Sources/Executables/generate"),
+        .executableTarget(name: "make-demo-data", dependencies: ["MakeDemoDataTool"], path: "Sources/Executables/make-demo-data"),
+        .executableTarget(name: "evaluate", dependencies: ["EvaluateTool"], path: "Sources/Executables/evaluate"),
+        .executableTarget(name: "train-judge", dependencies: ["TrainJudgeTool"], path: "Sources/Executables/train-judge"),
+        .executableTarget(name: "safetune", dependencies: ["SaftTool", "FinetuneTool", "GenerateTool", "MakeDemoDataTool", "EvaluateTool", "TrainJudgeTool",
+                                                                "KernelBenchTool", "EngineBenchTool"],
+                          path: "Sources/Executables/safetune"),
+
+        // The dist launcher: picks the build for this CPU (Docs/DEPLOYMENT.md). Glibc only.
+        .target(name: "CPUSelect", path: "Sources/CPUSelect"),
+        .executableTarget(name: "safetune-launch", dependencies: ["CPUSelect"], path: "Sources/safetune-launch"),
 
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CPUSelectTests", dependencies: ["CPUSelect"], path: "Tests/CPUSelectTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"],
                     path: "Tests/KernelsTests", swiftSettings: tuning),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats", "TestSupport"],
@@ -105,10 +132,10 @@ let package = Package(
                     path: "Tests/LlamaTests", swiftSettings: tuning),
 
         // MARK: - Benchmarks
-        .executableTarget(name: "kernel-bench", dependencies: ["Kernels"],
-                          path: "Benchmarks/KernelBench", swiftSettings: tuning),
-        .executableTarget(name: "engine-bench", dependencies: ["Llama", "RunSupport"],
-                          path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .target(name: "KernelBenchTool", dependencies: ["Kernels"], path: "Benchmarks/KernelBench", swiftSettings: tuning),
+        .target(name: "EngineBenchTool", dependencies: ["Llama", "RunSupport"], path: "Benchmarks/EngineBench", swiftSettings: tuning),
+        .executableTarget(name: "kernel-bench", dependencies: ["KernelBenchTool"], path: "Benchmarks/Executables/kernel-bench"),
+        .executableTarget(name: "engine-bench", dependencies: ["EngineBenchTool"], path: "Benchmarks/Executables/engine-bench"),
         .executableTarget(name: "train-bench", dependencies: ["Kernels", "Llama"],
                           path: "Benchmarks/TrainBench", swiftSettings: tuning),
     ],

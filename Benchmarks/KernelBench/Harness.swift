@@ -103,8 +103,10 @@ enum Harness {
     }
 
     static func build() -> [String: Any] {
-        ["isa": BuildInfo.isa, "fma": BuildInfo.fma, "targetCPUSet": BuildInfo.targetCPUSet,
-         "config": BuildInfo.configuration, "lanes": BuildInfo.lanes,
-         "tiles": ["MR": Tiling.MR, "NR": Tiling.NR, "KC": Tiling.KC, "MC": Tiling.MC, "NC": Tiling.NC]]
+        var b: [String: Any] = ["version": BuildInfo.version, "isa": BuildInfo.isa, "fma": BuildInfo.fma,
+                                "targetCPUSet": BuildInfo.targetCPUSet, "config": BuildInfo.configuration, "lanes": BuildInfo.lanes,
+                                "tiles": ["MR": Tiling.MR, "NR": Tiling.NR, "KC": Tiling.KC, "MC": Tiling.MC, "NC": Tiling.NC]]
+        if let l = ProcessInfo.processInfo.environment["SAFETUNE_LAUNCH"], !l.isEmpty { b["launcher"] = l }
+        return b
     }
 }

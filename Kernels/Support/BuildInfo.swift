@@ -1,6 +1,9 @@
 /// Build facts compiled into the binary (not read from the environment at run time), so that
 /// every benchmark record and report states what it actually ran.
 public enum BuildInfo {
+    /// SafeTune's release version.
+    public static let version = "0.2.0"
+
     #if KERNELS_AVX512
     public static let isa = "avx512"
     #elseif KERNELS_FMA && arch(x86_64)

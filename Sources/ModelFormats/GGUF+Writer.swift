@@ -147,7 +147,8 @@ public struct GGUFWriter {
         try GGUFWriter.atomicWrite(try serialize(), to: path)
     }
 
-    static func atomicWrite(_ data: Data, to path: String) throws {
+    /// Temp file in the same folder, then rename: readers never see a partial file.
+    public static func atomicWrite(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let tmp = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))")

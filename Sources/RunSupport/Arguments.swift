@@ -24,7 +24,8 @@ public struct CommandSpec {
         self.name = name
         self.synopsis = synopsis
         self.details = details
-        self.options = options + [Option("help", nil, "print this help and exit")]
+        self.options = options + [Option("help", nil, "print this help and exit"),
+                                  Option("version", nil, "print the version and the build (CPU variant) and exit")]
     }
 
     public var usage: String {
@@ -58,6 +59,10 @@ public struct CommandSpec {
             }
             if key == "help" {
                 print(usage, terminator: "")
+                exit(0)
+            }
+            if key == "version" {
+                print(versionText(name))
                 exit(0)
             }
             if option.value == nil {

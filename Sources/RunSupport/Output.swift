@@ -7,6 +7,7 @@ public func log(_ message: String) {
 
 /// Runs a command's body: usage errors print the usage and exit 2, other errors exit 1 with
 /// their description. Library code throws; only executables exit.
+/// `arguments` are the options after the tool name (the multi-call `safetune` binary passes them on).
 public func runCommand(_ spec: CommandSpec, arguments: [String] = Array(CommandLine.arguments.dropFirst()),
                        _ body: (ParsedArguments) throws -> Void) -> Never {
     do {
@@ -61,4 +62,14 @@ public struct OutputError: Error, CustomStringConvertible {
 /// Wall-clock seconds since `start`.
 public func seconds(since start: DispatchTime) -> Double {
     Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+}
+
+/// Fails before any work when the folder of an output path does not exist, so a long run never
+/// ends without a place to write its result.
+public func checkOutputFolder(_ path: String) throws {
+    var isDir: ObjCBool = false
+    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        throw OutputError("cannot write \(path): folder \(dir) does not exist")
+    }
 }

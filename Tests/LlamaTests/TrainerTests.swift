@@ -47,13 +47,20 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(evalLoss, 0.05, "did not overfit: first loss \(first), final eval \(evalLoss)")
     }
 
+    /// Fixed-size and length-grouped (`batchTokens`) micro-batches alike: a run restored from a
+    /// checkpoint taken mid-epoch continues bit for bit.
     func testResumeFromCheckpointReproducesLossesBitForBit() throws {
+        for budget in [nil, 24] as [Int?] { try checkResume(batchTokens: budget) }
+    }
+
+    func checkResume(batchTokens: Int?) throws {
         let c = tinyConfig()
         let train = randomSamples(c, count: 10, length: 4 ... 12, seed: 2)
         let eval = randomSamples(c, count: 3, length: 4 ... 8, seed: 3)
         var o = TrainerOptions()
         o.learningRate = 1e-2
         o.batchSize = 3
+        o.batchTokens = batchTokens
         o.gradientAccumulation = 2
         o.maxSteps = 7
         o.evalEvery = 2
@@ -61,6 +68,9 @@ final class TrainerTests: XCTestCase {
         let straight = try makeTrainer(o, train: train, eval: eval)
         let all = try straight.run()
         XCTAssertGreaterThan(all.last!.epoch, 0, "the run should cross an epoch boundary")
+        if let budget = batchTokens {
+            XCTAssertTrue(all.allSatisfy { $0.tokens <= 2 * budget }, "two micro-batches of at most \(budget) tokens per step")
+        }
 
         let first = try makeTrainer(o, train: train, eval: eval)
         for _ in 0 ..< 3 { try first.trainStep() }
@@ -76,6 +86,42 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(strip(Array(all.dropFirst(3))), strip(rest))
         XCTAssertEqual(resumed.adapter.buffer.snapshot(), straight.adapter.buffer.snapshot())
         XCTAssertEqual(resumed.history.count, 7)
+    }
+
+    /// The length-grouped plan: every sample once per epoch, micro-batches within the budget (a longer
+    /// sample alone), each window packed greedily from sorted lengths, seeded and different per epoch.
+    func testLengthGroupedBatchPlan() {
+        var rng = SeededRNG(seed: 11)
+        let lengths = (0 ..< 200).map { _ in Int.random(in: 3 ... 90, using: &rng) }
+        let budget = 100
+        for epoch in 0 ..< 3 {
+            let plan = BatchPlan.lengthGrouped(lengths: lengths, budget: budget, seed: 5, epoch: epoch)
+            XCTAssertEqual(plan.flatMap { $0 }.sorted(), Array(0 ..< 200), "every sample exactly once")
+            XCTAssertEqual(plan, BatchPlan.lengthGrouped(lengths: lengths, budget: budget, seed: 5, epoch: epoch), "deterministic")
+            for b in plan { XCTAssertTrue(b.count == 1 || b.map { lengths[$0] }.reduce(0, +) <= budget, "\(b) over budget") }
+            XCTAssertNotEqual(plan, BatchPlan.lengthGrouped(lengths: lengths, budget: budget, seed: 6, epoch: epoch))
+            XCTAssertNotEqual(plan, BatchPlan.lengthGrouped(lengths: lengths, budget: budget, seed: 5, epoch: epoch + 1))
+        }
+        // One window (total tokens <= 32 budgets): micro-batches are runs of the sorted lengths, so any two
+        // do not interleave, and each was closed only because the next (shorter or equal) sample did not fit.
+        let small = Array(lengths.prefix(40)), plan = BatchPlan.lengthGrouped(lengths: small, budget: budget, seed: 2, epoch: 0)
+        XCTAssertLessThanOrEqual(small.reduce(0, +), BatchPlan.windowBatches * budget)
+        let runs = plan.map { $0.map { small[$0] } }.sorted { $0.max()! > $1.max()! }
+        for (x, y) in zip(runs, runs.dropFirst()) {
+            XCTAssertGreaterThanOrEqual(x.min()!, y.max()!, "micro-batches interleave in length")
+            XCTAssertGreaterThan(x.reduce(0, +) + y.max()!, budget, "greedy packing would have taken the next sample")
+        }
+        let meanSpread = Double(runs.map { $0.max()! - $0.min()! }.reduce(0, +)) / Double(runs.count)
+        XCTAssertLessThan(meanSpread, 20, "similar lengths grouped (random grouping spreads ~60)")
+        // Micro-batches per epoch (epochs -> steps), by tokens and by samples (40 / 6: the tail is skipped).
+        var o = TrainerOptions()
+        o.batchTokens = budget
+        let samples = small.map { TrainingSample(tokens: [Int32](repeating: 1, count: $0), lossMask: [Bool](repeating: true, count: $0)) }
+        XCTAssertEqual(Trainer.microBatches(inEpoch: 1, trainSet: samples, options: o),
+                       BatchPlan.lengthGrouped(lengths: small, budget: budget, seed: o.seed, epoch: 1).count)
+        o.batchTokens = nil
+        o.batchSize = 6
+        XCTAssertEqual(Trainer.microBatches(inEpoch: 0, trainSet: samples, options: o), 6)
     }
 
     func testTrainingIsBitwiseIdenticalForOneAndTwoWorkers() throws {

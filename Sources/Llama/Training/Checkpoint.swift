@@ -16,6 +16,8 @@ public struct TrainerCheckpoint: Equatable, Sendable {
         public var cursor: Int
         public var optimizerStep: Int
         public var trainSamples: Int
+        /// `Trainer.dataHash` of the training set (nil in checkpoints written before it existed).
+        public var dataHash: UInt64?
         public var history: [StepRecord]
     }
     public var header: Header

@@ -92,9 +92,26 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// A fresh adapter, PEFT-initialised: A Kaiming-uniform with a = √5 (U(±1/√in), as
     /// `nn.init.kaiming_uniform_(A, a=math.sqrt(5))`), B zero, so the model starts equal to the
     /// base. Trained norms start as copies of the base norms. Seeded: same seed, same adapter.
-    public init(base: LlamaWeights, config: LoRAConfig, seed: UInt64) throws {
+    public convenience init(base: LlamaWeights, config: LoRAConfig, seed: UInt64) throws {
+        try self.init(modelConfig: base.config, config: config)
+        var rng = SplitMix(seed: seed)
+        let p = buffer.valuePointer, c = base.config
+        for s in slots {
+            let bound = 1 / Float(s.inDim).squareRoot()
+            for i in 0 ..< config.rank * s.inDim { p[s.a + i] = bound * rng.nextSymmetric() }
+        }
+        if config.trainNorms {
+            for l in 0 ..< c.layers {
+                (p + attnNormOffsets![l]).update(from: base.attnNorm(l), count: c.hiddenSize)
+                (p + ffnNormOffsets![l]).update(from: base.ffnNorm(l), count: c.hiddenSize)
+            }
+            (p + outputNormOffset!).update(from: base.outputNorm, count: c.hiddenSize)
+        }
+    }
+
+    /// An adapter of this shape with every value zero (loaders fill it in).
+    public init(modelConfig c: LlamaConfig, config: LoRAConfig) throws {
         try config.validate()
-        let c = base.config
         self.config = config
         modelConfig = c
         var slots: [Slot] = [], index = [[Int?]](repeating: [Int?](repeating: nil, count: 7), count: c.layers)
@@ -121,19 +138,6 @@ public final class LoRAAdapter: @unchecked Sendable {
         self.slots = slots
         slotIndex = index
         buffer = ParameterBuffer(count: at)
-        var rng = SplitMix(seed: seed)
-        let p = buffer.valuePointer
-        for s in slots {
-            let bound = 1 / Float(s.inDim).squareRoot()
-            for i in 0 ..< config.rank * s.inDim { p[s.a + i] = bound * rng.nextSymmetric() }
-        }
-        if config.trainNorms {
-            for l in 0 ..< c.layers {
-                (p + attnNormOffsets![l]).update(from: base.attnNorm(l), count: c.hiddenSize)
-                (p + ffnNormOffsets![l]).update(from: base.ffnNorm(l), count: c.hiddenSize)
-            }
-            (p + outputNormOffset!).update(from: base.outputNorm, count: c.hiddenSize)
-        }
     }
 
     public var parameterCount: Int { buffer.count }

@@ -24,8 +24,11 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
     public var learningRate: Float = 2e-4
     public var schedule: LRSchedule = .constant
     public var optimizer: OptimizerKind = .adamWDefault
-    /// Samples per micro-batch (one forward/backward).
+    /// Samples per micro-batch (one forward/backward) when `batchTokens` is nil.
     public var batchSize = 4
+    /// Dynamic batching by length: when set, micro-batches are groups of samples of similar length
+    /// whose token total stays within this budget (`BatchPlan`), and `batchSize` is not used for training.
+    public var batchTokens: Int?
     /// Micro-batches per optimiser step (their gradients are averaged).
     public var gradientAccumulation = 1
     /// Optimiser steps to take in total.
@@ -46,6 +49,7 @@ public struct TrainerOptions: Codable, Equatable, Sendable {
         func check(_ ok: Bool, _ what: String) throws { if !ok { throw LlamaError.invalidConfig(what) } }
         try check(learningRate.isFinite && learningRate >= 0, "learning rate \(learningRate) must be >= 0")
         try check(batchSize >= 1, "batch size \(batchSize) must be positive")
+        try check(batchTokens.map { $0 >= 1 } ?? true, "batch token budget must be positive")
         try check(gradientAccumulation >= 1, "gradient accumulation \(gradientAccumulation) must be positive")
         try check(maxSteps >= 0, "max steps \(maxSteps) must be >= 0")
         try check(maxGradNorm.map { $0 > 0 } ?? true, "max grad norm must be positive")
@@ -71,7 +75,8 @@ public struct StepRecord: Codable, Equatable, Sendable {
 /// LR schedule, optimiser, periodic evaluation, progress on stderr, checkpoints with exact resume.
 ///
 /// Data plugs in as `TrainingSample`s (token ids and loss mask): a data loader renders any
-/// fine-tuning format to those. The order of epoch e is a permutation seeded by (seed, e), and the
+/// fine-tuning format to those. The order of epoch e is a permutation seeded by (seed, e) (with
+/// `batchTokens`, the length-grouped plan `BatchPlan.lengthGrouped` of that permutation), and the
 /// dropout masks of a micro-batch are seeded by (seed, step, micro-batch), so a run restored from a
 /// checkpoint continues bit for bit as if uninterrupted.
 public final class Trainer {
@@ -83,13 +88,17 @@ public final class Trainer {
     public let optimizer: Optimizer
     public private(set) var step = 0
     public private(set) var epoch = 0
-    /// Samples of the current epoch's order already used.
+    /// Samples of the current epoch's order already used (with `batchTokens`: micro-batches of its plan).
     public private(set) var cursor = 0
+    /// Fingerprint of the training set's tokens and masks (a checkpoint must come from the same data).
+    public let dataHash: UInt64
     public private(set) var history: [StepRecord] = []
     /// Where progress lines go (default: stderr).
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     private var order: [Int] = []
+    /// The current epoch's micro-batches (dynamic batching only).
+    private var plan: [[Int]] = []
     private var started = Date()
     private var tokensSeen = 0
 
@@ -106,29 +115,58 @@ public final class Trainer {
         self.trainSet = trainSet
         self.evalSet = evalSet
         optimizer = Optimizer(kind: options.optimizer, count: adapter.parameterCount)
-        order = Trainer.permutation(trainSet.count, seed: options.seed, epoch: 0)
+        dataHash = Trainer.fingerprint(trainSet)
+        startEpoch(0)
     }
 
     /// The sample order of `epoch`: Fisher–Yates with a generator seeded by (seed, epoch).
     static func permutation(_ n: Int, seed: UInt64, epoch: Int) -> [Int] {
-        var rng = SplitMix(seed: SplitMix.mix(seed ^ SplitMix.mix(UInt64(epoch) &+ 0x51_7CC1)))
-        var p = Array(0 ..< n)
-        if n > 1 {
-            for i in stride(from: n - 1, to: 0, by: -1) {
-                let j = Int(rng.next() % UInt64(i + 1))
-                p.swapAt(i, j)
-            }
-        }
-        return p
+        BatchPlan.permutation(n, seed: seed, epoch: epoch)
     }
 
-    /// The next micro-batch in the seeded order (an incomplete tail of an epoch is skipped).
+    /// Micro-batches epoch `epoch` of `trainSet` yields under `options` (to turn epochs into steps).
+    public static func microBatches(inEpoch epoch: Int, trainSet: [TrainingSample], options: TrainerOptions) -> Int {
+        if let budget = options.batchTokens {
+            return BatchPlan.lengthGrouped(lengths: trainSet.map(\.tokens.count), budget: budget, seed: options.seed, epoch: epoch).count
+        }
+        return trainSet.count / min(options.batchSize, max(1, trainSet.count))
+    }
+
+    /// FNV-1a over every sample's tokens and loss mask.
+    static func fingerprint(_ samples: [TrainingSample]) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func eat(_ x: UInt64) { h = (h ^ x) &* 0x100_0000_01B3 }
+        for s in samples {
+            eat(UInt64(s.tokens.count))
+            for (t, m) in zip(s.tokens, s.lossMask) { eat(UInt64(UInt32(bitPattern: t)) << 1 | (m ? 1 : 0)) }
+        }
+        return h
+    }
+
+    private func startEpoch(_ e: Int) {
+        epoch = e
+        if let budget = options.batchTokens {
+            plan = BatchPlan.lengthGrouped(lengths: trainSet.map(\.tokens.count), budget: budget, seed: options.seed, epoch: e)
+        } else {
+            order = Trainer.permutation(trainSet.count, seed: options.seed, epoch: e)
+        }
+    }
+
+    /// The next micro-batch in the seeded order (fixed size: an incomplete tail of an epoch is
+    /// skipped; by tokens: the next group of the epoch's plan).
     func nextMicroBatch() -> [TrainingSample] {
+        if options.batchTokens != nil {
+            if cursor >= plan.count {
+                startEpoch(epoch + 1)
+                cursor = 0
+            }
+            defer { cursor += 1 }
+            return plan[cursor].map { trainSet[$0] }
+        }
         let bs = min(options.batchSize, trainSet.count)
         if cursor + bs > trainSet.count {
-            epoch += 1
+            startEpoch(epoch + 1)
             cursor = 0
-            order = Trainer.permutation(trainSet.count, seed: options.seed, epoch: epoch)
         }
         defer { cursor += bs }
         return order[cursor ..< cursor + bs].map { trainSet[$0] }
@@ -167,30 +205,40 @@ public final class Trainer {
     }
 
     /// Trains until `options.maxSteps` optimiser steps are done; returns this call's records.
+    /// `afterStep` runs after every step (checkpoints, caller-side logging); its errors stop the run.
     @discardableResult
-    public func run() throws -> [StepRecord] {
+    public func run(afterStep: ((StepRecord) throws -> Void)? = nil) throws -> [StepRecord] {
         var out: [StepRecord] = []
         started = Date()
         tokensSeen = 0
-        while step < options.maxSteps { out.append(try trainStep()) }
+        while step < options.maxSteps {
+            let r = try trainStep()
+            out.append(r)
+            try afterStep?(r)
+        }
         return out
     }
 
     /// Token-mean NLL over the held-out set (dropout off), Σ losses / Σ targets in Double.
     public func evaluate() throws -> Double {
+        try Trainer.meanLoss(engine: engine, samples: evalSet, batchSize: options.evalBatchSize)
+    }
+
+    /// Token-mean NLL of `samples` under `engine` (dropout off; an engine without adapter gives the
+    /// base model's loss), Σ losses / Σ targets in Double; NaN when there is no target.
+    public static func meanLoss(engine: TrainingEngine, samples: [TrainingSample], batchSize: Int) throws -> Double {
         let wasTraining = engine.training
         engine.training = false
         defer { engine.training = wasTraining }
         var sum = 0.0, count = 0
         var i = 0
-        while i < evalSet.count {
-            let samples = Array(evalSet[i ..< min(i + options.evalBatchSize, evalSet.count)])
-            let batch = try TrainingBatch(samples, config: engine.model.config)
+        while i < samples.count {
+            let batch = try TrainingBatch(Array(samples[i ..< min(i + max(1, batchSize), samples.count)]), config: engine.model.config)
             let l = engine.losses(batch)
             for t in 0 ..< batch.tokenCount where batch.targets[t] != CrossEntropy.defaultIgnoreIndex {
                 sum += Double(l[t]); count += 1
             }
-            i += options.evalBatchSize
+            i += max(1, batchSize)
         }
         return count > 0 ? sum / Double(count) : .nan
     }
@@ -217,7 +265,7 @@ public final class Trainer {
     public func checkpoint() -> TrainerCheckpoint {
         TrainerCheckpoint(header: .init(options: options, loraConfig: adapter.config, modelConfig: adapter.modelConfig,
                                         step: step, epoch: epoch, cursor: cursor, optimizerStep: optimizer.step,
-                                        trainSamples: trainSet.count, history: history),
+                                        trainSamples: trainSet.count, dataHash: dataHash, history: history),
                           parameters: adapter.buffer.snapshot(), m: optimizer.m, v: optimizer.v)
     }
 
@@ -231,18 +279,26 @@ public final class Trainer {
         guard h.trainSamples == trainSet.count else {
             throw LlamaError.invalidInput("checkpoint was taken with \(h.trainSamples) training samples, this trainer has \(trainSet.count)")
         }
+        guard h.dataHash == nil || h.dataHash == dataHash else {
+            throw LlamaError.invalidInput("checkpoint was taken on other training data (same count, different tokens)")
+        }
         guard c.parameters.count == adapter.parameterCount else {
             throw LlamaError.invalidInput("checkpoint has \(c.parameters.count) adapter floats, expected \(adapter.parameterCount)")
         }
         guard h.cursor >= 0 && h.cursor <= trainSet.count && h.epoch >= 0 && h.step >= 0 else {
             throw LlamaError.invalidInput("checkpoint position (step \(h.step), epoch \(h.epoch), cursor \(h.cursor)) is invalid")
         }
+        if options.batchTokens != nil {
+            let batches = Trainer.microBatches(inEpoch: h.epoch, trainSet: trainSet, options: options)
+            guard h.cursor <= batches else {
+                throw LlamaError.invalidInput("checkpoint cursor \(h.cursor) is past the \(batches) micro-batches of epoch \(h.epoch)")
+            }
+        }
         try optimizer.restore(m: c.m, v: c.v, step: h.optimizerStep)
         adapter.buffer.restore(c.parameters)
         step = h.step
-        epoch = h.epoch
+        startEpoch(h.epoch)
         cursor = h.cursor
         history = h.history
-        order = Trainer.permutation(trainSet.count, seed: options.seed, epoch: epoch)
     }
 }

@@ -532,10 +532,12 @@ func runScore(_ args: ParsedArguments) throws {
     log("saft score: shard \(i)/\(n): removed \(removedCount) of \(m.rows) rows by the \(filter.method) score; wrote \(outPath)")
 }
 
-let argv = Array(CommandLine.arguments.dropFirst())
-switch argv.first {
-case "embed": runCommand(embedSpec, arguments: Array(argv.dropFirst())) { try runEmbed($0) }
-case "fit": runCommand(fitSpec, arguments: Array(argv.dropFirst())) { try runFit($0) }
-case "score": runCommand(scoreSpec, arguments: Array(argv.dropFirst())) { try runScore($0) }
-default: runCommand(mainSpec) { try runAll($0) }
+/// `saft [embed|fit|score] OPTIONS` (the arguments after the tool name).
+public func saftMain(_ arguments: [String]) -> Never {
+    switch arguments.first {
+    case "embed": runCommand(embedSpec, arguments: Array(arguments.dropFirst())) { try runEmbed($0) }
+    case "fit": runCommand(fitSpec, arguments: Array(arguments.dropFirst())) { try runFit($0) }
+    case "score": runCommand(scoreSpec, arguments: Array(arguments.dropFirst())) { try runScore($0) }
+    default: runCommand(mainSpec, arguments: arguments) { try runAll($0) }
+    }
 }

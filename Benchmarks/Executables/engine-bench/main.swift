@@ -1,0 +1,3 @@
+import EngineBenchTool
+
+engineBenchMain(Array(CommandLine.arguments.dropFirst()))

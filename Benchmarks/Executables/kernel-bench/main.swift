@@ -1,0 +1,3 @@
+import KernelBenchTool
+
+kernelBenchMain(Array(CommandLine.arguments.dropFirst()))

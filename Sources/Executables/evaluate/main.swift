@@ -1,0 +1,3 @@
+import EvaluateTool
+
+evaluateMain(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,3 @@
+import FinetuneTool
+
+finetuneMain(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,3 @@
+import GenerateTool
+
+generateMain(Array(CommandLine.arguments.dropFirst()))

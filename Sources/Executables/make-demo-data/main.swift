@@ -1,0 +1,3 @@
+import MakeDemoDataTool
+
+makeDemoDataMain(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,3 @@
+import TrainJudgeTool
+
+trainJudgeMain(Array(CommandLine.arguments.dropFirst()))
