@@ -91,10 +91,10 @@ let package = Package(
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
         .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
-        .executableTarget(name: "saft", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/saft",
-                          swiftSettings: tuning),
         // Each tool is a library (its command as a function) and a one-line executable, so that the
         // multi-call `safetune` binary can hold them all (dist ships one binary per CPU level).
+        .target(name: "SaftTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/saft",
+                swiftSettings: tuning),
         .target(name: "GenerateTool", dependencies: ["Llama", "RunSupport"], path: "Sources/Tools/generate",
                 swiftSettings: tuning),
         .target(name: "FinetuneTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/finetune",
@@ -109,6 +109,7 @@ let package = Package(
                 swiftSettings: tuning),
         .target(name: "SEALTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/seal",
                 swiftSettings: tuning),
+        .executableTarget(name: "saft", dependencies: ["SaftTool"], path: "Sources/Executables/saft"),
         .executableTarget(name: "finetune", dependencies: ["FinetuneTool"], path: "Sources/Executables/finetune"),
         .executableTarget(name: "generate", dependencies: ["GenerateTool"], path: "Sources/Executables/generate"),
         .executableTarget(name: "make-demo-data", dependencies: ["MakeDemoDataTool"], path: "Sources/Executables/make-demo-data"),
@@ -116,7 +117,7 @@ let package = Package(
         .executableTarget(name: "train-judge", dependencies: ["TrainJudgeTool"], path: "Sources/Executables/train-judge"),
         .executableTarget(name: "sap", dependencies: ["SAPTool"], path: "Sources/Executables/sap"),
         .executableTarget(name: "seal", dependencies: ["SEALTool"], path: "Sources/Executables/seal"),
-        .executableTarget(name: "safetune", dependencies: ["FinetuneTool", "GenerateTool", "MakeDemoDataTool", "EvaluateTool", "TrainJudgeTool",
+        .executableTarget(name: "safetune", dependencies: ["SaftTool", "FinetuneTool", "GenerateTool", "MakeDemoDataTool", "EvaluateTool", "TrainJudgeTool",
                                                                 "SAPTool", "SEALTool", "KernelBenchTool", "EngineBenchTool"],
                           path: "Sources/Executables/safetune"),
 

@@ -6,6 +6,7 @@ import FinetuneTool
 import GenerateTool
 import KernelBenchTool
 import MakeDemoDataTool
+import SaftTool
 import SAPTool
 import SEALTool
 import TrainJudgeTool
@@ -15,6 +16,7 @@ import Glibc
 #endif
 
 let tools: [(name: String, run: ([String]) -> Never, summary: String)] = [
+    ("saft", saftMain, "filter harmful rows out of fine-tuning data (SAFT: published, guided, combined; map/reduce)"),
     ("finetune", finetuneMain, "LoRA fine-tuning: PEFT adapter, merged GGUF, JSON report"),
     ("generate", generateMain, "answer prompts with a model (chat template applied)"),
     ("make-demo-data", makeDemoDataMain, "write the labeled demo fine-tuning mixture"),

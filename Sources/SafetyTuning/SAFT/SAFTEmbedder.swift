@@ -24,6 +24,12 @@ public struct Embeddings: Sendable {
     public var truncated: Int
     public var tokens: Int
     public var seconds: Double
+    /// Per row: tokens run and whether the row was cut (empty when unknown).
+    public var rowTokens: [Int] = []
+    public var rowTruncated: [Bool] = []
+    /// Tokens actually run in `seconds` (fewer than `tokens` when rows came from a cache).
+    public var tokensRun: Int? = nil
+    public var tokensPerSecond: Double? { seconds > 0 ? Double(tokensRun ?? tokens) / seconds : nil }
 
     public init(rows: Int, dim: Int, byBlock: [Int: [Float]], position: EmbeddingPosition, truncated: Int = 0,
                 tokens: Int = 0, seconds: Double = 0) {
@@ -48,9 +54,10 @@ public enum SAFTEmbedder {
         let limit = min(maxTokens, c.contextLength)
         var truncated = 0, totalTokens = 0
         // Token ids to run and, per sample, the rows (within its own sequence) to read.
-        var inputs: [[Int32]] = [], readFrom: [Range<Int>] = []
+        var inputs: [[Int32]] = [], readFrom: [Range<Int>] = [], rowTruncated: [Bool] = []
         for s in samples {
             var (ids, promptTokens) = SampleEncoding.encode(s, with: m)
+            rowTruncated.append(ids.count > limit)
             if ids.count > limit { ids = Array(ids.prefix(limit)); truncated += 1 }
             let p = max(1, min(promptTokens, ids.count))
             switch position {
@@ -93,7 +100,10 @@ public enum SAFTEmbedder {
             done += batch.count
             progress?(done, samples.count)
         }
-        return Embeddings(rows: samples.count, dim: C, byBlock: out, position: position, truncated: truncated,
-                          tokens: totalTokens, seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+        var e = Embeddings(rows: samples.count, dim: C, byBlock: out, position: position, truncated: truncated,
+                           tokens: totalTokens, seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+        e.rowTokens = inputs.map(\.count)
+        e.rowTruncated = rowTruncated
+        return e
     }
 }

@@ -1,0 +1,3 @@
+import SaftTool
+
+saftMain(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,282 @@
+import Foundation
+import Kernels
+
+/// Guided SAFT (issue 10, Docs/SAFT.md): the harm direction comes from reference prompts, not from
+/// the pool's own variance. Per block, d = mean(harmful refs) - mean(benign refs); a pool row's
+/// score is <h - mean(benign refs), d/|d|>. The block is chosen, and the threshold calibrated, from
+/// cross-validated reference scores only: the pool contributes its embeddings and nothing else
+/// (`Embeddings` carries no labels, so the pool's labels cannot reach the fit).
+public enum GuidedSAFT {
+    /// How the threshold is placed on the held-out reference scores (Gaussian fits of both classes).
+    public enum Calibration: Sendable, Equatable {
+        /// Where the two classes are equally many standard deviations away:
+        /// τ = (m_b·s_h + m_h·s_b) / (s_b + s_h).
+        case balanced
+        /// The benign (1 - F) Gaussian quantile: τ = m_b + z(1 - F)·s_b.
+        case benignFalsePositiveRate(Double)
+
+        public var name: String {
+            switch self {
+            case .balanced: return "balanced"
+            case .benignFalsePositiveRate(let f): return "benign-fpr \(f)"
+            }
+        }
+    }
+
+    /// Reference embeddings: rows of each class at every block (row-major, `dim` columns).
+    public struct References: Sendable {
+        public var harmful: [Int: [Float]]
+        public var benign: [Int: [Float]]
+        public var harmfulCount: Int, benignCount: Int, dim: Int
+        public init(harmful: Embeddings, benign: Embeddings) {
+            precondition(harmful.dim == benign.dim, "references: dimensions differ")
+            self.harmful = harmful.byBlock; self.benign = benign.byBlock
+            harmfulCount = harmful.rows; benignCount = benign.rows; dim = harmful.dim
+        }
+        public init(harmful: [Int: [Float]], benign: [Int: [Float]], harmfulCount: Int, benignCount: Int, dim: Int) {
+            self.harmful = harmful; self.benign = benign
+            self.harmfulCount = harmfulCount; self.benignCount = benignCount; self.dim = dim
+        }
+    }
+
+    /// The fitted score at one block: everything needed to score new rows.
+    public struct Direction: Sendable, Codable, Equatable {
+        public var block: Int
+        /// Unit direction (dim) and the benign reference mean it is centred on (dim).
+        public var direction: [Float]
+        public var benignMean: [Float]
+        /// Cross-validated separability of the references at this block.
+        public var cvAUROC: Double
+        public var cvSeparation: Double
+        /// Held-out reference score statistics (mean, sd) and the calibrated threshold.
+        public var benignMeanScore: Double, benignSD: Double, harmfulMeanScore: Double, harmfulSD: Double
+        public var threshold: Float
+
+        /// Scores of `rows` rows of `x` (row-major, dim columns).
+        public func scores(_ x: [Float], rows: Int) -> [Float] {
+            let d = direction.count
+            precondition(x.count == rows * d, "guided scores: \(x.count) values for \(rows) rows of \(d)")
+            var c: Float = 0
+            for j in 0 ..< d { c += benignMean[j] * direction[j] }
+            var out = [Float](repeating: 0, count: rows)
+            x.withUnsafeBufferPointer { xp in
+                direction.withUnsafeBufferPointer { v in
+                    for i in 0 ..< rows {
+                        let r = xp.baseAddress! + i * d
+                        var s: Float = 0
+                        for j in 0 ..< d { s += r[j] * v[j] }
+                        out[i] = s - c
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    public struct Options: Sendable {
+        public var folds = 5
+        public var calibration: Calibration = .balanced
+        /// nil: d = mean difference (the issue's score). λ in (0, 1]: the regularised discriminant
+        /// w = ((1-λ)·S_w + λ·(tr S_w / dim)·I)⁻¹ d, S_w the pooled within-class covariance of the
+        /// references (λ = 1 is the mean difference again).
+        public var shrinkage: Double? = nil
+        public init() {}
+    }
+
+    /// Fits every block the references cover and returns them best first (the first is chosen).
+    public static func fit(_ refs: References, options: Options = Options()) throws -> [Direction] {
+        guard refs.harmfulCount >= 2, refs.benignCount >= 2 else {
+            throw DatasetError("guided SAFT needs at least 2 harmful and 2 benign reference prompts (got \(refs.harmfulCount) and \(refs.benignCount))")
+        }
+        let blocks = refs.harmful.keys.sorted()
+        guard !blocks.isEmpty, blocks.allSatisfy({ refs.benign[$0] != nil }) else {
+            throw DatasetError("guided SAFT: harmful and benign references must be embedded at the same blocks")
+        }
+        let fits = try blocks.map { try fitBlock($0, refs, options) }
+        // Best cross-validated AUROC in steps of 0.002 (it saturates); ties go to the larger separation.
+        func key(_ f: Direction) -> (Int, Double) { (Int((f.cvAUROC / 0.002).rounded(.down)), f.cvSeparation) }
+        return fits.sorted { key($0) > key($1) }
+    }
+
+    static func fitBlock(_ block: Int, _ refs: References, _ options: Options) throws -> Direction {
+        let d = refs.dim, h = refs.harmful[block]!, b = refs.benign[block]!
+        let folds = max(2, min(options.folds, refs.harmfulCount, refs.benignCount))
+        // Held-out scores: fold f holds rows i with i % folds == f (references are listed by category,
+        // so every fold sees every category).
+        var heldH = [Double](repeating: 0, count: refs.harmfulCount), heldB = [Double](repeating: 0, count: refs.benignCount)
+        for f in 0 ..< folds {
+            let trainH = (0 ..< refs.harmfulCount).filter { $0 % folds != f }
+            let trainB = (0 ..< refs.benignCount).filter { $0 % folds != f }
+            let dir = try direction(h, trainH, b, trainB, dim: d, shrinkage: options.shrinkage)
+            for i in stride(from: f, to: refs.harmfulCount, by: folds) { heldH[i] = dir.score(h, row: i) }
+            for i in stride(from: f, to: refs.benignCount, by: folds) { heldB[i] = dir.score(b, row: i) }
+        }
+        let labels = [Bool](repeating: true, count: heldH.count) + [Bool](repeating: false, count: heldB.count)
+        let auroc = RankingMetrics.auroc(scores: (heldH + heldB).map(Float.init), labels: labels) ?? 0.5
+        let (mh, sh) = meanSD(heldH), (mb, sb) = meanSD(heldB)
+        let separation = (mh - mb) / max(((sh * sh + sb * sb) / 2).squareRoot(), 1e-12)
+        let tau: Double
+        switch options.calibration {
+        case .balanced:
+            tau = (mb * sh + mh * sb) / max(sb + sh, 1e-12)
+        case .benignFalsePositiveRate(let fpr):
+            guard fpr > 0 && fpr < 0.5 else { throw DatasetError("benign false-positive rate \(fpr) must be in (0, 0.5)") }
+            tau = mb + normalQuantile(1 - fpr) * sb
+        }
+        let all = try direction(h, Array(0 ..< refs.harmfulCount), b, Array(0 ..< refs.benignCount), dim: d, shrinkage: options.shrinkage)
+        return Direction(block: block, direction: all.unit, benignMean: all.benignMean, cvAUROC: auroc, cvSeparation: separation,
+                         benignMeanScore: mb, benignSD: sb, harmfulMeanScore: mh, harmfulSD: sh, threshold: Float(tau))
+    }
+
+    struct RawDirection {
+        var unit: [Float], benignMean: [Float]
+        func score(_ x: [Float], row: Int) -> Double {
+            let d = unit.count
+            var s = 0.0
+            for j in 0 ..< d { s += Double(x[row * d + j] - benignMean[j]) * Double(unit[j]) }
+            return s
+        }
+    }
+
+    /// d = mean(h[rowsH]) - mean(b[rowsB]) in Double (or the regularised discriminant), normalised.
+    static func direction(_ h: [Float], _ rowsH: [Int], _ b: [Float], _ rowsB: [Int], dim d: Int,
+                          shrinkage: Double? = nil) throws -> RawDirection {
+        var mh = [Double](repeating: 0, count: d), mb = [Double](repeating: 0, count: d)
+        for i in rowsH { for j in 0 ..< d { mh[j] += Double(h[i * d + j]) } }
+        for i in rowsB { for j in 0 ..< d { mb[j] += Double(b[i * d + j]) } }
+        for j in 0 ..< d { mh[j] /= Double(rowsH.count); mb[j] /= Double(rowsB.count) }
+        var diff = (0 ..< d).map { mh[$0] - mb[$0] }
+        if let lambda = shrinkage, lambda < 1 {
+            guard lambda > 0 else { throw DatasetError("shrinkage \(lambda) must be in (0, 1]") }
+            // Pooled within-class covariance (upper triangle, then mirrored).
+            var s = [Double](repeating: 0, count: d * d), z = [Double](repeating: 0, count: d)
+            for (x, rows, mu) in [(h, rowsH, mh), (b, rowsB, mb)] {
+                for i in rows {
+                    for j in 0 ..< d { z[j] = Double(x[i * d + j]) - mu[j] }
+                    for a in 0 ..< d where z[a] != 0 {
+                        let za = z[a]
+                        for c in a ..< d { s[a * d + c] += za * z[c] }
+                    }
+                }
+            }
+            let n = Double(rowsH.count + rowsB.count)
+            var trace = 0.0
+            for a in 0 ..< d { trace += s[a * d + a] / n }
+            for a in 0 ..< d {
+                for c in a ..< d {
+                    let v = (1 - lambda) * s[a * d + c] / n + (a == c ? lambda * trace / Double(d) : 0)
+                    s[a * d + c] = v; s[c * d + a] = v
+                }
+            }
+            diff = try choleskySolve(s, diff, dim: d)
+        }
+        let norm = max(diff.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-30)
+        return RawDirection(unit: diff.map { Float($0 / norm) }, benignMean: mb.map(Float.init))
+    }
+
+    /// Solves A x = b for symmetric positive definite A (d x d, row-major) by Cholesky.
+    public static func choleskySolve(_ a: [Double], _ b: [Double], dim d: Int) throws -> [Double] {
+        var l = a
+        for j in 0 ..< d {
+            var diag = l[j * d + j]
+            for k in 0 ..< j { diag -= l[j * d + k] * l[j * d + k] }
+            guard diag > 0 else { throw DatasetError("discriminant: covariance is not positive definite (raise the shrinkage)") }
+            let ljj = diag.squareRoot()
+            l[j * d + j] = ljj
+            for i in j + 1 ..< d {
+                var v = l[i * d + j]
+                for k in 0 ..< j { v -= l[i * d + k] * l[j * d + k] }
+                l[i * d + j] = v / ljj
+            }
+        }
+        var y = b
+        for i in 0 ..< d {
+            var v = y[i]
+            for k in 0 ..< i { v -= l[i * d + k] * y[k] }
+            y[i] = v / l[i * d + i]
+        }
+        for i in stride(from: d - 1, through: 0, by: -1) {
+            var v = y[i]
+            for k in i + 1 ..< d { v -= l[k * d + i] * y[k] }
+            y[i] = v / l[i * d + i]
+        }
+        return y
+    }
+
+    static func meanSD(_ x: [Double]) -> (Double, Double) {
+        let m = x.reduce(0, +) / Double(x.count)
+        let v = x.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(max(x.count - 1, 1))
+        return (m, v.squareRoot())
+    }
+
+    /// Standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
+    public static func normalQuantile(_ p: Double) -> Double {
+        precondition(p > 0 && p < 1)
+        let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
+        let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01]
+        let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
+        let e = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
+        let pl = 0.02425
+        if p < pl {
+            let q = (-2 * log(p)).squareRoot()
+            return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((e[0] * q + e[1]) * q + e[2]) * q + e[3]) * q + 1)
+        }
+        if p > 1 - pl { return -normalQuantile(1 - p) }
+        let q = p - 0.5, r = q * q
+        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    }
+
+    /// The result of filtering a pool.
+    public struct Result: Sendable {
+        public var method: String
+        public var block: Int
+        public var scores: [Float]
+        public var threshold: Float
+        public var removed: [Bool]
+        public var thresholdRule: String
+        public var fits: [Direction]
+        public var warnings: [String]
+        public var removedCount: Int { removed.filter { $0 }.count }
+    }
+
+    /// Scores the pool at the chosen block (the best of `fits` the pool was embedded at).
+    public static func run(pool: Embeddings, fits: [Direction], calibration: Calibration) throws -> Result {
+        guard let best = fits.first(where: { pool.byBlock[$0.block] != nil }) else {
+            throw DatasetError("guided SAFT: the pool was not embedded at any reference block")
+        }
+        let s = best.scores(pool.byBlock[best.block]!, rows: pool.rows)
+        let removed = s.map { $0 > best.threshold }
+        var warnings: [String] = []
+        let fraction = Double(removed.filter { $0 }.count) / Double(max(pool.rows, 1))
+        if fraction > 0.5 {
+            warnings.append(String(format: "%.0f%% of the rows score as harmful: the pool is mostly harmful (guided SAFT still filters it; check the data)", fraction * 100))
+        }
+        if best.cvAUROC < 0.9 {
+            warnings.append(String(format: "the references separate poorly at block %d (cross-validated AUROC %.3f): scores may be unreliable", best.block, best.cvAUROC))
+        }
+        let rule = String(format: "guided: block %d by cross-validated reference AUROC %.4f (separation %.2f sd); threshold %@ on held-out reference scores (benign %.3f ± %.3f, harmful %.3f ± %.3f)",
+                          best.block, best.cvAUROC, best.cvSeparation, calibration.name, best.benignMeanScore, best.benignSD,
+                          best.harmfulMeanScore, best.harmfulSD)
+        return Result(method: "guided", block: best.block, scores: s, threshold: best.threshold, removed: removed, thresholdRule: rule,
+                      fits: fits, warnings: warnings)
+    }
+
+    /// Combined: a row goes when either score flags it. The combined score is the larger of the two
+    /// margins in each score's own spread, so its threshold is 0: (guided - τ_g) / sd of benign
+    /// reference scores, and (√subspace - √τ_s) / (1.4826·MAD of √subspace over the pool).
+    public static func combine(guided g: Result, subspace s: SAFT.Result) -> Result {
+        let sdG = Float(max(g.fits.first { $0.block == g.block }?.benignSD ?? 1, 1e-12))
+        let root = s.scores.map { max($0, 0).squareRoot() }
+        let sorted = root.sorted(), median = sorted[sorted.count / 2]
+        let mad = max(root.map { abs($0 - median) }.sorted()[root.count / 2] * 1.4826, 1e-12)
+        let rootT: Float = s.threshold.isFinite ? max(s.threshold, 0).squareRoot() : .infinity
+        let c = zip(g.scores, root).map { max(($0 - g.threshold) / sdG, rootT.isFinite ? ($1 - rootT) / mad : -.infinity) }
+        let removed = zip(g.removed, s.removed).map { $0 || $1 }
+        var warnings = g.warnings + s.warnings
+        if removed.filter({ $0 }).count > removed.count / 2 { warnings.append("more than half of the rows were removed") }
+        return Result(method: "combined", block: g.block, scores: c, threshold: 0, removed: removed,
+                      thresholdRule: "combined: removed when the guided score (\(g.thresholdRule)) or the subspace score at block \(s.block), k \(s.rank) (\(s.thresholdRule)) flags the row",
+                      fits: g.fits, warnings: warnings)
+    }
+}
