@@ -272,7 +272,8 @@ def main():
                            [r.tool("sap"), "--model", aligned, "--data", mix, "--triples", r.path("data", "triples.jsonl"),
                             "--out", os.path.join(d, "adapter"), "--report", os.path.join(d, "report.json"),
                             "--steps", steps, "--batch-size", batch, "--max-tokens", max_tokens, "--lr", "2e-4",
-                            "--lora-rank", 8, "--lora-alpha", 16, "--lora-dropout", 0.05, "--targets", "q,v"] + thr + s)
+                            "--lora-rank", 8, "--lora-alpha", 16, "--lora-dropout", 0.05, "--targets", "q,v",
+                            "--contrastive", "mean"] + thr + s)
                 elif arm == "seal":
                     kept = os.path.join(d, "kept.jsonl")
                     r.step(f"{tag} seal", os.path.join(d, "report.json"),
