@@ -2,7 +2,8 @@
 """SAFT, SAP and SEAL side by side on SmolLM2-135M-Instruct, in miniature, on a CPU.
 
 usage: Benchmarks/reproduce.py [--out DIR] [--model GGUF] [--data DIR] [--bin DIR] [--quick]
-                               [--rates 0,10,20,30] [--seeds-at-20 3] [--no-build]
+                               [--rates 0,10,20,30] [--seeds-at-20 3] [--arms sft,oracle,saft,sap,seal]
+                               [--rows N] [--steps N] [--align-steps N] [--eval-prompts N] [--no-build]
 
 One command, resumable: every step writes its report under --out (default runs/reproduce) and is
 skipped when that report exists, so an interrupted run continues where it stopped. Progress goes to
@@ -183,18 +184,25 @@ def main():
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline in minutes")
     p.add_argument("--no-build", action="store_true", help="use the binaries in --bin as they are")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--rows", type=int, help="rows per fine-tuning set (default 1000)")
+    p.add_argument("--steps", type=int, help="optimiser steps per arm (default 100)")
+    p.add_argument("--align-steps", type=int, help="alignment SFT steps (default 150)")
+    p.add_argument("--eval-prompts", type=int, help="harmful prompts evaluated (half HarmBench, half StrongREJECT; default 60)")
     a = p.parse_args()
     a.rate_list = [int(x) for x in a.rates.split(",")]
     arms = a.arms.split(",")
     # Sizes (Docs/RESULTS.md): chosen so that the whole run fits about 3 hours on 2 cores.
     q = a.quick
-    a.rows = 60 if q else 1000
+    a.rows = a.rows or (60 if q else 1000)
     a.align_rows = 24 if q else 300
     a.help_rows = 8 if q else 60
     a.seal_safe_rows = 16 if q else 200
     steps, batch, max_tokens = (4, 4, 96) if q else (100, 8, 160)
     align_steps = 4 if q else 150
     n_harm, n_xs, gen_tokens = (4, 4, 16) if q else (60, 40, 64)
+    if a.steps: steps = a.steps
+    if a.align_steps: align_steps = a.align_steps
+    if a.eval_prompts: n_harm = a.eval_prompts
     for f in [a.model] + [os.path.join(a.data, x) for x in [ALPACA, REFUSALS] + HARMFUL_SOURCES + TRIPLES + EVAL_HARMFUL + [EVAL_XSTEST]]:
         if not os.path.exists(f):
             sys.exit(f"reproduce: missing {f} (model: Scripts/fetch-model.sh; data: ../shared/data)")
