@@ -187,6 +187,7 @@ def main():
     p.add_argument("--rows", type=int, help="rows per fine-tuning set (default 1000)")
     p.add_argument("--steps", type=int, help="optimiser steps per arm (default 100)")
     p.add_argument("--align-steps", type=int, help="alignment SFT steps (default 150)")
+    p.add_argument("--judge-rows", type=int, default=600, help="labeled rows per judge training file (default 600)")
     p.add_argument("--eval-prompts", type=int, help="harmful prompts evaluated (half HarmBench, half StrongREJECT; default 60)")
     a = p.parse_args()
     a.rate_list = [int(x) for x in a.rates.split(",")]
@@ -222,7 +223,7 @@ def main():
     judge = r.path("judge", "judge.json")
     r.step("train-judge", r.path("judge", "report.json"),
            [r.tool("train-judge"), "--model", a.model, "--out", judge, "--report", r.path("judge", "report.json")]
-           + sum([["--data", os.path.join(a.data, x) + (":300" if q else "")] for x in JUDGE_DATA], []) + thr)
+           + sum([["--data", os.path.join(a.data, x) + f":{100 if q else a.judge_rows}"] for x in JUDGE_DATA], []) + thr)
 
     def evaluate(name, model, adapter=None):
         rep = r.path("eval", name + ".json")
