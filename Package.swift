@@ -90,7 +90,7 @@ let package = Package(
 
         // MARK: - Runners
         // Argument parsing, atomic outputs and reports shared by the executables.
-        .target(name: "RunSupport", dependencies: ["Kernels"], path: "Sources/RunSupport", swiftSettings: tuning),
+        .target(name: "RunSupport", dependencies: ["Kernels", "Llama"], path: "Sources/RunSupport", swiftSettings: tuning),
         // Each tool is a library (its command as a function) and a one-line executable, so that the
         // multi-call `safetune` binary can hold them all (dist ships one binary per CPU level).
         .target(name: "SaftTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/saft",

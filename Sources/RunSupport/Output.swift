@@ -104,10 +104,11 @@ public func produceAtomically(_ path: String, _ body: (String) throws -> Void) t
 public func orNull<T>(_ x: T?) -> Any { x.map { $0 as Any } ?? NSNull() }
 /// Fails before any work when the folder of an output path does not exist, so a long run never
 /// ends without a place to write its result.
-public func checkOutputFolder(_ path: String) throws {
+public func checkOutputFolder(_ path: String, option: String? = nil) throws {
     var isDir: ObjCBool = false
     let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
     guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+        if let option { throw UsageError("--\(option) \(path): folder \(dir) does not exist") }
         throw OutputError("cannot write \(path): folder \(dir) does not exist")
     }
 }

@@ -33,6 +33,20 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     }
 }
 
+extension LoRATarget {
+    /// Projections named in `text`: comma-separated short names (q, k, v, o, gate, up, down) or PEFT
+    /// module names (q_proj, ...), or `all`. Nil names the first unknown entry.
+    public static func parseList(_ text: String) -> (targets: [LoRATarget], unknown: String?) {
+        if text.trimmingCharacters(in: .whitespaces) == "all" { return (allCases, nil) }
+        var out: [LoRATarget] = []
+        for n in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let t = LoRATarget(rawValue: n) ?? allCases.first(where: { $0.peftName == n }) else { return ([], n) }
+            out.append(t)
+        }
+        return (out, out.isEmpty ? "" : nil)
+    }
+}
+
 /// LoRA hyperparameters (PEFT's `LoraConfig` fields of the same meaning).
 public struct LoRAConfig: Codable, Equatable, Sendable {
     public var rank: Int

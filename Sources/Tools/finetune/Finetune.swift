@@ -80,18 +80,6 @@ private func requireFolder(of path: String, for option: String) throws {
     }
 }
 
-private func parseTargets(_ text: String) throws -> [LoRATarget] {
-    if text == "all" { return LoRATarget.allCases }
-    let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    guard !names.isEmpty else { throw UsageError("--targets is empty") }
-    return try names.map { n in
-        guard let t = LoRATarget(rawValue: n) ?? LoRATarget.allCases.first(where: { $0.peftName == n }) else {
-            throw UsageError("--targets: '\(n)' is not one of q, k, v, o, gate, up, down")
-        }
-        return t
-    }
-}
-
 /// The `finetune` command; `arguments` are the options after the tool name.
 public func finetuneMain(_ arguments: [String]) -> Never {
     runCommand(spec, arguments: arguments) { args in
@@ -127,7 +115,7 @@ public func finetuneMain(_ arguments: [String]) -> Never {
         o.lora = LoRAConfig(rank: try args.int("rank", default: 8, range: 1 ... 4096)!,
                             alpha: Float(try args.double("alpha", default: 16, range: 1e-6 ... 1e6)!),
                             dropout: Float(try args.double("dropout", default: 0.05, range: 0 ... 0.99)!),
-                            targets: try parseTargets(args.string("targets") ?? "q,v"), trainNorms: args.flag("train-norms"))
+                            targets: try args.loraTargets(default: "q,v"), trainNorms: args.flag("train-norms"))
         o.trainer.learningRate = Float(try args.double("lr", default: 2e-4, range: 0 ... 10)!)
         let warmup = try args.int("warmup", default: 0, range: 0 ... 1 << 30)!
         switch args.string("schedule") ?? "linear" {

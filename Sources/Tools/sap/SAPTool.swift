@@ -57,23 +57,6 @@ let spec = CommandSpec(
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
 
-func parseTargets(_ s: String) throws -> [LoRATarget] {
-    try s.split(separator: ",").map { name in
-        guard let t = LoRATarget(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-            throw UsageError("--targets: '\(name)' is not one of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ","))")
-        }
-        return t
-    }
-}
-
-func checkFolder(_ path: String, _ option: String) throws {
-    var isDir: ObjCBool = false
-    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-        throw UsageError("--\(option) \(path): folder \(dir) does not exist")
-    }
-}
-
 /// The `sap` command; `arguments` are the options after the tool name.
 public func sapMain(_ arguments: [String]) -> Never {
     runCommand(spec, arguments: arguments) { args in
@@ -84,7 +67,7 @@ public func sapMain(_ arguments: [String]) -> Never {
         if !plain && triplesPath == nil { throw UsageError("--triples is required (or --plain-sft for the baseline)") }
         if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
         for (o, p) in [("out", outPath), ("report", args.string("report")), ("merged-gguf", args.string("merged-gguf"))] {
-            if let p { try checkFolder(p, o) }
+            if let p { try checkOutputFolder(p, option: o) }
         }
         if args.has("steps") && args.has("epochs") { throw UsageError("give --steps or --epochs, not both") }
         var o = SAPOptions()
@@ -115,7 +98,7 @@ public func sapMain(_ arguments: [String]) -> Never {
         let lora = LoRAConfig(rank: try args.int("lora-rank", default: 8, range: 1 ... 4096)!,
                               alpha: Float(try args.double("lora-alpha", default: 8, range: 1e-6 ... 1e6)!),
                               dropout: Float(try args.double("lora-dropout", default: 0.1, range: 0 ... 0.99)!),
-                              targets: try parseTargets(args.string("targets") ?? "q,v"))
+                              targets: try args.loraTargets(default: "q,v"))
         let mergedType = try args.string("merged-type").map { name -> GGUFExport.MatrixType in
             guard let t = GGUFExport.MatrixType(rawValue: name) else { throw UsageError("--merged-type must be f32, f16 or q8_0") }
             return t

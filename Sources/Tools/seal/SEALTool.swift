@@ -53,23 +53,6 @@ let spec = CommandSpec(
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
 
-func parseTargets(_ s: String) throws -> [LoRATarget] {
-    try s.split(separator: ",").map { name in
-        guard let t = LoRATarget(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-            throw UsageError("--targets: '\(name)' is not one of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ","))")
-        }
-        return t
-    }
-}
-
-func checkFolder(_ path: String, _ option: String) throws {
-    var isDir: ObjCBool = false
-    let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-        throw UsageError("--\(option) \(path): folder \(dir) does not exist")
-    }
-}
-
 /// The `seal` command; `arguments` are the options after the tool name.
 public func sealMain(_ arguments: [String]) -> Never {
     runCommand(spec, arguments: arguments) { args in
@@ -79,7 +62,7 @@ public func sealMain(_ arguments: [String]) -> Never {
         if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
         for (o, p) in [("out", outPath), ("scores", args.string("scores")), ("report", args.string("report")),
                        ("adapter-out", args.string("adapter-out"))] {
-            if let p { try checkFolder(p, o) }
+            if let p { try checkOutputFolder(p, option: o) }
         }
         let keepFraction = try args.double("keep-fraction", default: 0.8)!
         guard keepFraction > 0 && keepFraction <= 1 else { throw UsageError("--keep-fraction \(keepFraction) must be in (0, 1]") }
@@ -110,7 +93,7 @@ public func sealMain(_ arguments: [String]) -> Never {
         let maxTokens = try args.int("max-tokens", default: 256, range: 8 ... 1 << 20)!
         let lora = LoRAConfig(rank: try args.int("lora-rank", default: 16, range: 1 ... 4096)!,
                               alpha: Float(try args.double("lora-alpha", default: 16, range: 1e-6 ... 1e6)!),
-                              dropout: 0, targets: try parseTargets(args.string("targets") ?? "q,v"))
+                              dropout: 0, targets: try args.loraTargets(default: "q,v"))
         if args.has("sft-steps") && args.has("sft-epochs") { throw UsageError("give --sft-steps or --sft-epochs, not both") }
 
         let data = try Dataset.load(dataPath)
