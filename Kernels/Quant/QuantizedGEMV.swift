@@ -51,7 +51,8 @@ public enum QuantizedGEMV {
     /// x in the lane order the dot kernels extract quants in, plus per-block sums of x (Q4_1).
     ///   Q8_0, block pair (2p, 2p+1): xp[64p + 16i + L] = x[32(2p + L/8) + 4(L%8) + i], byte i < 4, lane L < 16;
     ///         odd last block b:      xp[32b + 8i + j]   = x[32b + 4j + i].
-    ///   Q4_1, block pair:            xp[64p + 8n + L]   = x[32(2p + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 8;
+    ///   Q4_1, block quad (AVX-512):   xp[128q + 16n + L] = x[32(4q + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 16;
+    ///         then block pairs:      xp[64p + 8n + L]   = x[32(2p + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 8;
     ///         odd last block b:      xp[32b + 4n + j]   = x[32b + 4j + n/2 + 16(n%2)].
     static func permute(_ type: GGMLType, _ x: UnsafePointer<Float>, into xp: UnsafeMutablePointer<Float>,
                         sums: UnsafeMutablePointer<Float>, blocks: Int) {
@@ -70,7 +71,13 @@ public enum QuantizedGEMV {
                 for i in 0 ..< 4 { for j in 0 ..< 8 { xp[32 * b + 8 * i + j] = x[32 * b + 4 * j + i] } }
             }
         } else {
-            for p in 0 ..< pairs {
+            let quads = q4_1Quads ? blocks / 4 : 0
+            for q in 0 ..< quads {
+                for n in 0 ..< 8 {
+                    for L in 0 ..< 16 { xp[128 * q + 16 * n + L] = x[32 * (4 * q + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] }
+                }
+            }
+            for p in 2 * quads ..< pairs {
                 for n in 0 ..< 8 {
                     for L in 0 ..< 8 { xp[64 * p + 8 * n + L] = x[32 * (2 * p + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] }
                 }
@@ -161,8 +168,39 @@ public enum QuantizedGEMV {
         let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
-        var mterm: Float = 0
+        var mterm: Float = 0, mterm2: Float = 0
         var pair = 0
+        if q4_1Quads {
+            // Four blocks (80 bytes, 128 weights) per 16-lane step: half the instructions per byte of
+            // the pair loop, which is what bounds this kernel (nibble extraction, not memory).
+            let hiF16 = SIMD16<Float>(lowHalf: hiF, highHalf: hiF)
+            let loF16 = 1 - hiF16
+            var q0 = SIMD16<Float>(), q1 = SIMD16<Float>()
+            var quad = 0
+            while 4 * quad + 3 < blocks {
+                let p = row + 80 * quad, x = xp + 128 * quad
+                let wa: SIMD8<UInt32> = (p.advanced(by: 4).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
+                    | (p.advanced(by: 8).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
+                let wb: SIMD8<UInt32> = (p.advanced(by: 44).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
+                    | (p.advanced(by: 48).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
+                let w = SIMD16<UInt32>(lowHalf: wa, highHalf: wb)
+                var s0 = nibbleLanes(w, 0) * load16(x), s1 = nibbleLanes(w, 4) * load16(x + 16)
+                fmadd(&s0, nibbleLanes(w, 8), load16(x + 32)); fmadd(&s1, nibbleLanes(w, 12), load16(x + 48))
+                fmadd(&s0, nibbleLanes(w, 16), load16(x + 64)); fmadd(&s1, nibbleLanes(w, 20), load16(x + 80))
+                fmadd(&s0, nibbleLanes(w, 24), load16(x + 96)); fmadd(&s1, nibbleLanes(w, 28), load16(x + 112))
+                let dLo = SIMD16<Float>(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 40)))
+                let dHi = SIMD16<Float>(lowHalf: SIMD8<Float>(repeating: scale(p, 20)), highHalf: SIMD8<Float>(repeating: scale(p, 60)))
+                let d = loF16 * dLo + hiF16 * dHi
+                if quad & 1 == 0 { fmadd(&q0, d, s0 + s1) } else { fmadd(&q1, d, s0 + s1) }
+                mterm += scale(p, 2) * xsum[4 * quad] + scale(p, 22) * xsum[4 * quad + 1]
+                mterm2 += scale(p, 42) * xsum[4 * quad + 2] + scale(p, 62) * xsum[4 * quad + 3]
+                quad += 1
+            }
+            let q = q0 + q1
+            acc0 = q.lowHalf
+            acc1 = q.highHalf
+            pair = 2 * quad
+        }
         while 2 * pair + 1 < blocks {
             let p = row + 40 * pair, x = xp + 64 * pair
             // Block 2p's nibbles are bytes 4..<20, block 2p+1's are 24..<40.
@@ -187,6 +225,18 @@ public enum QuantizedGEMV {
             total += scale(p, 0) * s.sum()
             mterm += scale(p, 2) * xsum[b]
         }
-        return total + mterm
+        return total + (mterm + mterm2)
     }
+
+    @inline(__always) static func nibbleLanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
+        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
+        return unsafeBitCast(bits, to: SIMD16<Float>.self) - 8_388_608
+    }
+
+    /// Q4_1 rows run four blocks per step where the vector file is 512 bits wide.
+    #if KERNELS_AVX512
+    @inline(__always) static var q4_1Quads: Bool { true }
+    #else
+    @inline(__always) static var q4_1Quads: Bool { false }
+    #endif
 }
