@@ -142,32 +142,6 @@ public enum LogisticRegression {
                    loss: loss, gradientNorm: gnorm, iterations: iterations)
     }
 
-    /// Solves A x = b for a symmetric positive definite A (n × n, row-major) by Cholesky; nil if A is not SPD.
-    public static func choleskySolve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? {
-        var l = [Double](repeating: 0, count: n * n)
-        for i in 0 ..< n {
-            for j in 0 ... i {
-                var sum = a[i * n + j]
-                for k in 0 ..< j { sum -= l[i * n + k] * l[j * n + k] }
-                if i == j {
-                    guard sum > 0 else { return nil }
-                    l[i * n + i] = sum.squareRoot()
-                } else {
-                    l[i * n + j] = sum / l[j * n + j]
-                }
-            }
-        }
-        var y = b
-        for i in 0 ..< n {
-            var sum = y[i]
-            for k in 0 ..< i { sum -= l[i * n + k] * y[k] }
-            y[i] = sum / l[i * n + i]
-        }
-        for i in stride(from: n - 1, through: 0, by: -1) {
-            var sum = y[i]
-            for k in i + 1 ..< n { sum -= l[k * n + i] * y[k] }
-            y[i] = sum / l[i * n + i]
-        }
-        return y
-    }
+    /// Solves A x = b for a symmetric positive definite A (n × n, row-major); nil if A is not SPD.
+    public static func choleskySolve(_ a: [Double], _ b: [Double], n: Int) -> [Double]? { Cholesky.solve(a, b, n: n) }
 }

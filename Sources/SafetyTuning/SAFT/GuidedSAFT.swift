@@ -174,33 +174,12 @@ public enum GuidedSAFT {
         return RawDirection(unit: diff.map { Float($0 / norm) }, benignMean: mb.map(Float.init))
     }
 
-    /// Solves A x = b for symmetric positive definite A (d x d, row-major) by Cholesky.
+    /// Solves A x = b for symmetric positive definite A (d x d, row-major).
     public static func choleskySolve(_ a: [Double], _ b: [Double], dim d: Int) throws -> [Double] {
-        var l = a
-        for j in 0 ..< d {
-            var diag = l[j * d + j]
-            for k in 0 ..< j { diag -= l[j * d + k] * l[j * d + k] }
-            guard diag > 0 else { throw DatasetError("discriminant: covariance is not positive definite (raise the shrinkage)") }
-            let ljj = diag.squareRoot()
-            l[j * d + j] = ljj
-            for i in j + 1 ..< d {
-                var v = l[i * d + j]
-                for k in 0 ..< j { v -= l[i * d + k] * l[j * d + k] }
-                l[i * d + j] = v / ljj
-            }
+        guard let x = Cholesky.solve(a, b, n: d) else {
+            throw DatasetError("discriminant: covariance is not positive definite (raise the shrinkage)")
         }
-        var y = b
-        for i in 0 ..< d {
-            var v = y[i]
-            for k in 0 ..< i { v -= l[i * d + k] * y[k] }
-            y[i] = v / l[i * d + i]
-        }
-        for i in stride(from: d - 1, through: 0, by: -1) {
-            var v = y[i]
-            for k in i + 1 ..< d { v -= l[k * d + i] * y[k] }
-            y[i] = v / l[i * d + i]
-        }
-        return y
+        return x
     }
 
     static func meanSD(_ x: [Double]) -> (Double, Double) {
