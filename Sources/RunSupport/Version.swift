@@ -9,10 +9,11 @@ public func versionText(_ tool: String) -> String {
     return s + ")"
 }
 
-/// The build facts every JSON report carries under "build".
+/// The build facts every JSON report carries under "build" (with the worker count in use).
 public func buildReport() -> [String: Any] {
     var b: [String: Any] = ["version": BuildInfo.version, "isa": BuildInfo.isa, "fma": BuildInfo.fma,
-                            "configuration": BuildInfo.configuration, "lanes": BuildInfo.lanes]
+                            "configuration": BuildInfo.configuration, "lanes": BuildInfo.lanes,
+                            "threads": Parallel.defaultWorkers]
     if let launch = ProcessInfo.processInfo.environment["SAFETUNE_LAUNCH"], !launch.isEmpty { b["launcher"] = launch }
     return b
 }

@@ -147,7 +147,7 @@ public func evaluateMain(_ rawArguments: [String]) -> Never {
 
         var report: [String: Any] = [
             "tool": "evaluate", "model": modelPath, "adapter": args.string("adapter") ?? NSNull(), "template": model.template.summary,
-            "rule": JudgeFile.ruleText, "build": ["isa": BuildInfo.isa, "threads": Parallel.defaultWorkers],
+            "rule": JudgeFile.ruleText, "build": buildReport(),
         ]
         if let judgeFile {
             report["judge"] = ["file": args.string("judge")!, "model": judgeFile.model.name, "model_fingerprint": judgeFile.model.fingerprint,

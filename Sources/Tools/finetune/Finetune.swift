@@ -218,7 +218,7 @@ public func finetuneMain(_ arguments: [String]) -> Never {
             let modelConfig: [String: Int] = ["layers": c.layers, "hidden": c.hiddenSize, "heads": c.heads, "kv_heads": c.kvHeads,
                                               "ffn": c.ffnSize, "vocab": c.vocabSize, "context": c.contextLength]
             report["model_config"] = modelConfig
-            report["build"] = ["isa": BuildInfo.isa, "threads": Parallel.defaultWorkers] as [String: Any]
+            report["build"] = buildReport()
             report["checkpoint"] = args.string("checkpoint") ?? none
             report["export_seconds"] = exportSeconds
             for (k, v) in result.json { report[k] = v }

@@ -389,7 +389,7 @@ func runAll(_ args: ParsedArguments) throws {
     }
     timings["total_seconds"] = seconds(since: started)
     report["timings"] = timings
-    report["build"] = ["isa": BuildInfo.isa, "threads": Parallel.defaultWorkers]
+    report["build"] = buildReport()
     if let path = args.string("report") { try writeAtomically(try jsonData(report), to: path) }
     log("saft: removed \(removedCount) of \(data.count) rows by the \(method) score (\(rule)); wrote \(outPath)")
 }

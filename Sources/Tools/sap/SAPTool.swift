@@ -195,7 +195,7 @@ public func sapMain(_ arguments: [String]) -> Never {
                      "note": "plain SFT = the step's task pass (forward + backward + optimiser) measured in the same run"],
             "timings": ["train_seconds": trainSeconds, "total_seconds": seconds(since: started),
                         "tokens_per_second": Double(h.reduce(0) { $0 + $1.tokens }) / max(trainSeconds, 1e-9)],
-            "template": loaded.template.summary, "build": buildReport().merging(["threads": Parallel.defaultWorkers]) { a, _ in a },
+            "template": loaded.template.summary, "build": buildReport(),
         ]
         if !plain, let last = h.last { report["final_safety_loss"] = orNull(last.safetyLoss) }
         // Steps whose contrastive gradient vanished (sigmoid saturated: the step was plain SFT).

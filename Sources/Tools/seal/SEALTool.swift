@@ -197,7 +197,7 @@ public func sealMain(_ arguments: [String]) -> Never {
             "timings": ["selection_seconds": selectSeconds, "seconds_per_step": mean(h.map(\.seconds)),
                         "tokens_per_second": Double(h.reduce(0) { $0 + $1.tokens }) / max(selectSeconds, 1e-9),
                         "total_seconds": seconds(since: started)],
-            "template": loaded.template.summary, "build": buildReport().merging(["threads": Parallel.defaultWorkers]) { a, _ in a },
+            "template": loaded.template.summary, "build": buildReport(),
         ]
         if let s = sftReport { report["sft"] = s; report["adapter"] = args.string("adapter-out")! }
         if data.hasLabels {

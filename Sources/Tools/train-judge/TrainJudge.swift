@@ -142,7 +142,7 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 "truncated_rows": emb.truncated, "tokens": emb.tokens,
                 "timings": ["embed_seconds": emb.seconds, "fit_seconds": fitSeconds, "total_seconds": seconds(since: started),
                             "tokens_per_second": Double(emb.tokens) / emb.seconds],
-                "build": ["isa": BuildInfo.isa, "threads": Parallel.defaultWorkers],
+                "build": buildReport(),
             ]
             try writeAtomically(try jsonData(report), to: path)
         }
