@@ -16,27 +16,8 @@ final class EvaluateCommandTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    /// The built `evaluate`, next to the test bundle (SwiftPM puts products and the bundle in one folder).
-    func executable() throws -> String {
-        let candidates = [Bundle(for: Self.self).bundleURL.deletingLastPathComponent().appendingPathComponent("evaluate"),
-                          URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("evaluate")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("the evaluate executable was not found next to the test bundle (\(candidates[0].path)); build it with `swift build --product evaluate`")
-        }
-        return found.path
-    }
-
     func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try executable())
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try runTool("evaluate", args, besides: Self.self)
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
@@ -51,7 +32,7 @@ final class EvaluateCommandTests: XCTestCase {
 
     /// A tiny model, its judge file and the four input files.
     func fixtures() throws -> LoadedModel {
-        _ = try executable()
+        _ = try builtTool("evaluate", besides: Self.self)
         try TinyModel.write(to: path("tiny.gguf"), seed: 5, layers: 2, hidden: 32, contextLength: 512)
         let m = try LlamaLoader.load(path("tiny.gguf"))
         try EvaluationTests.judgeFile(for: m, seed: 11).encoded().write(to: URL(fileURLWithPath: path("judge.json")))

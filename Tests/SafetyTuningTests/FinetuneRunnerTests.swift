@@ -16,30 +16,11 @@ final class FinetuneRunnerTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    /// The executable built in the same products folder as this test bundle.
-    func executable() throws -> String {
-        var folders = [Bundle.main.bundleURL, Bundle(for: Self.self).bundleURL.deletingLastPathComponent()]
-        if let e = Bundle.main.executableURL { folders.append(e.deletingLastPathComponent()) }
-        for f in folders {
-            let p = f.appendingPathComponent("finetune").path
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        throw XCTSkip("finetune executable not found next to the test bundle (\(folders.map(\.path))); run `swift build --build-tests` first")
-    }
-
     struct Outcome { var status: Int32; var stderr: String }
 
     func run(_ arguments: [String]) throws -> Outcome {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try executable())
-        p.arguments = arguments
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Outcome(status: p.terminationStatus, stderr: String(decoding: data, as: UTF8.self))
+        let r = try runTool("finetune", arguments, besides: Self.self)
+        return Outcome(status: r.status, stderr: r.stderr)
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
@@ -194,7 +175,7 @@ final class FinetuneRunnerTests: XCTestCase {
 
     func testHelpListsEveryOption() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try executable())
+        p.executableURL = try builtTool("finetune", besides: Self.self)
         p.arguments = ["--help"]
         let o = Pipe()
         p.standardOutput = o

@@ -18,28 +18,9 @@ final class MethodRunnerTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    /// The built executable beside the test bundle, or skip.
-    func executable(_ name: String) throws -> URL {
-        // Linux: the bundle URL is the products folder; macOS: the .xctest bundle inside it.
-        let bundle = Bundle(for: Self.self).bundleURL
-        let candidates = [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent(name) }
-        guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) && !$0.hasDirectoryPath }) else {
-            throw XCTSkip("\(name) not built next to the tests (\(candidates[0].path)); run `swift build` first")
-        }
-        return url
-    }
-
     func run(_ name: String, _ args: [String]) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = try executable(name)
-        p.arguments = args
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try runTool(name, args, besides: Self.self)
+        return (r.status, r.stderr)
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }

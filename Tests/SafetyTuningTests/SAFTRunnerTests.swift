@@ -19,32 +19,11 @@ final class SAFTRunnerTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// The built `saft` next to the test bundle (swift build --build-tests builds it too).
-    func saftBinary() throws -> String {
-        var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent()]
-        for c in ["debug", "release"] { candidates.append(checkoutDirectory().appendingPathComponent(".build/\(c)")) }
-        for c in candidates {
-            for sub in ["saft", "../saft", "../../saft"] {
-                let p = c.appendingPathComponent(sub).standardizedFileURL.path
-                if FileManager.default.isExecutableFile(atPath: p) { return p }
-            }
-        }
-        throw XCTSkip("the saft executable was not found next to the tests (run swift build --build-tests)")
-    }
-
     @discardableResult
     func saft(_ args: [String], expectFailure: Bool = false) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try saftBinary())
-        p.arguments = args + (args.first == "score" ? [] : ["--threads", "1"])
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if expectFailure { XCTAssertNotEqual(p.terminationStatus, 0, text) } else { XCTAssertEqual(p.terminationStatus, 0, text) }
-        return text
+        let r = try runTool("saft", args + (args.first == "score" ? [] : ["--threads", "1"]), besides: Self.self)
+        if expectFailure { XCTAssertNotEqual(r.status, 0, r.stderr) } else { XCTAssertEqual(r.status, 0, r.stderr) }
+        return r.stderr
     }
 
     func write(_ name: String, _ text: String) throws -> String {
