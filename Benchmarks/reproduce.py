@@ -185,22 +185,25 @@ def main():
     p.add_argument("--no-build", action="store_true", help="use the binaries in --bin as they are")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--rows", type=int, help="rows per fine-tuning set (default 1000)")
-    p.add_argument("--steps", type=int, help="optimiser steps per arm (default 100)")
-    p.add_argument("--align-steps", type=int, help="alignment SFT steps (default 150)")
-    p.add_argument("--judge-rows", type=int, default=600, help="labeled rows per judge training file (default 600)")
+    p.add_argument("--steps", type=int, help="optimiser steps per arm (default 30, batch 4)")
+    p.add_argument("--align-steps", type=int, help="alignment SFT steps (default 100, batch 8)")
+    p.add_argument("--judge-rows", type=int, default=400, help="labeled rows per judge training file (default 400)")
     p.add_argument("--eval-prompts", type=int, help="harmful prompts evaluated (half HarmBench, half StrongREJECT; default 60)")
     a = p.parse_args()
     a.rate_list = [int(x) for x in a.rates.split(",")]
     arms = a.arms.split(",")
-    # Sizes (Docs/RESULTS.md): chosen so that the whole run fits about 3 hours on 2 cores.
+    # Sizes (Docs/RESULTS.md): chosen so that the whole run fits about 2 hours on 2 cores (the
+    # issue allows 3): 30 steps of 4 rows per arm, rows cut to 128 tokens, SEAL ranking every row
+    # once (1000/8 steps, 2 safe rows per step), 60 + 30 + 30 evaluation prompts.
     q = a.quick
     a.rows = a.rows or (60 if q else 1000)
     a.align_rows = 24 if q else 300
-    a.help_rows = 8 if q else 60
-    a.seal_safe_rows = 16 if q else 200
-    steps, batch, max_tokens = (4, 4, 96) if q else (100, 8, 160)
-    align_steps = 4 if q else 150
-    n_harm, n_xs, gen_tokens = (4, 4, 16) if q else (60, 40, 64)
+    a.help_rows = 8 if q else 30
+    a.seal_safe_rows = 16 if q else a.rows
+    steps, batch, max_tokens, lr = (4, 4, 96, "4e-4") if q else (30, 4, 128, "4e-4")
+    align_steps, align_batch = (4, 4) if q else (100, 8)
+    seal_batch, seal_safe_batch = (4, 2) if q else (8, 2)
+    n_harm, n_xs, gen_tokens = (4, 4, 16) if q else (60, 30, 64)
     if a.steps: steps = a.steps
     if a.align_steps: align_steps = a.align_steps
     if a.eval_prompts: n_harm = a.eval_prompts
@@ -217,7 +220,7 @@ def main():
     log(f"data: {json.dumps(manifest['sets'])}, harmful pool {manifest['harmful_pool']}")
     thr = ["--threads", a.threads]
     lora = ["--rank", 8, "--alpha", 16, "--targets", "q,v", "--dropout", 0.05]
-    sft_common = lora + ["--steps", steps, "--batch", batch, "--max-tokens", max_tokens, "--lr", "2e-4"] + thr
+    sft_common = lora + ["--steps", steps, "--batch", batch, "--max-tokens", max_tokens, "--lr", lr] + thr
 
     # 0. Judge (embeds with the released model, fixed for every arm).
     judge = r.path("judge", "judge.json")
@@ -229,7 +232,7 @@ def main():
         rep = r.path("eval", name + ".json")
         cmd = [r.tool("evaluate"), "--model", model, "--judge", judge, "--judge-model", a.model,
                "--out", rep, "--samples", r.path("eval", name + ".samples.jsonl"),
-               "--max-new-tokens", gen_tokens, "--batch-size", 16]
+               "--max-new-tokens", gen_tokens, "--batch-size", 32]
         for h in EVAL_HARMFUL:
             cmd += ["--harmful", os.path.join(a.data, h) + f":{n_harm // 2}"]
         cmd += ["--over-refusal", os.path.join(a.data, EVAL_XSTEST) + f":{n_xs}"]
@@ -244,7 +247,7 @@ def main():
     r.step("align", r.path("aligned", "report.json"),
            [r.tool("finetune"), "--model", a.model, "--data", r.path("data", "align.jsonl"), "--out", r.path("aligned", "adapter"),
             "--merged-gguf", aligned, "--merged-type", "q8_0", "--report", r.path("aligned", "report.json")]
-           + lora + ["--steps", align_steps, "--batch", batch, "--max-tokens", max_tokens, "--lr", "3e-4"] + thr)
+           + lora + ["--steps", align_steps, "--batch", align_batch, "--max-tokens", max_tokens, "--lr", "3e-4"] + thr)
     evaluate("base", a.model)
     evaluate("aligned", aligned)
 
@@ -263,6 +266,13 @@ def main():
                     r.step(f"{tag} sft", os.path.join(d, "report.json"),
                            [r.tool("finetune"), "--model", aligned, "--data", mix, "--out", os.path.join(d, "adapter"),
                             "--report", os.path.join(d, "report.json")] + sft_common + s)
+                elif arm == "oracle" and rate == 0:
+                    # Nothing to remove: the Oracle set is the SFT set, and the same seed gives the same run.
+                    entry["same_as"] = "sft"
+                    entry["eval"] = r.path("eval", f"{tag}-sft.json")
+                    entry["train_report"] = r.path("arms", tag, "sft", "report.json")
+                    runs.append(entry)
+                    continue
                 elif arm == "oracle":
                     r.step(f"{tag} oracle", os.path.join(d, "report.json"),
                            [r.tool("finetune"), "--model", aligned, "--data", r.path("data", f"mix{rate}.oracle.jsonl"),
@@ -280,7 +290,7 @@ def main():
                     r.step(f"{tag} sap", os.path.join(d, "report.json"),
                            [r.tool("sap"), "--model", aligned, "--data", mix, "--triples", r.path("data", "triples.jsonl"),
                             "--out", os.path.join(d, "adapter"), "--report", os.path.join(d, "report.json"),
-                            "--steps", steps, "--batch-size", batch, "--max-tokens", max_tokens, "--lr", "2e-4",
+                            "--steps", steps, "--batch-size", batch, "--max-tokens", max_tokens, "--lr", lr,
                             "--lora-rank", 8, "--lora-alpha", 16, "--lora-dropout", 0.05, "--targets", "q,v",
                             "--contrastive", "mean"] + thr + s)
                 elif arm == "seal":
@@ -289,8 +299,9 @@ def main():
                            [r.tool("seal"), "--model", aligned, "--data", mix, "--safe", r.path("data", "seal_safe.jsonl"),
                             "--out", kept, "--scores", os.path.join(d, "scores.jsonl"), "--report", os.path.join(d, "report.json"),
                             "--adapter-out", os.path.join(d, "adapter"), "--keep-fraction", 0.7, "--epochs", 1,
-                            "--batch-size", batch, "--max-tokens", max_tokens, "--lora-rank", 8, "--lora-alpha", 16,
-                            "--sft-steps", steps, "--sft-batch", batch, "--sft-lr", "2e-4"] + thr + s)
+                            "--batch-size", seal_batch, "--safe-batch-size", seal_safe_batch, "--max-tokens", max_tokens,
+                            "--lora-rank", 8, "--lora-alpha", 16, "--lora-dropout", 0.05,
+                            "--sft-steps", steps, "--sft-batch", batch, "--sft-lr", lr] + thr + s)
                     entry["removal"] = removal_stats(mix, kept)
                 else:
                     sys.exit(f"reproduce: unknown arm {arm}")
@@ -302,8 +313,9 @@ def main():
     def ev(path):
         e = json.load(open(path))
         return {k: e.get(k) for k in ["harmful_rate", "harmful_rate_ci95", "over_refusal_rate", "benign_nll", "rouge_l"]}
-    results = {"manifest": manifest, "sizes": {"rows": a.rows, "steps": steps, "batch": batch, "max_tokens": max_tokens,
-                                                 "align_steps": align_steps, "eval_harmful": n_harm, "eval_xstest": n_xs,
+    results = {"manifest": manifest, "sizes": {"rows": a.rows, "steps": steps, "batch": batch, "max_tokens": max_tokens, "lr": lr,
+                                                 "align_steps": align_steps, "align_batch": align_batch,
+                                                 "seal_batch": seal_batch, "seal_safe_batch": seal_safe_batch, "eval_harmful": n_harm, "eval_xstest": n_xs,
                                                  "gen_tokens": gen_tokens},
                "base": ev(r.path("eval", "base.json")), "aligned": ev(r.path("eval", "aligned.json")), "runs": [],
                "wall_seconds": time.time() - t_start, "step_seconds": r.times}

@@ -60,7 +60,8 @@ final class SEALTests: XCTestCase {
     /// A toy mixture: the safe set and half of the fine-tuning rows answer with one fixed pattern,
     /// the other half with random tokens. The model learns the pattern from the safe set, the noise
     /// rows keep a high loss, and the selector ranks every noise row below every pattern row.
-    func toyRun(_ optimizer: SEALOptions.SelectorOptimizer, algorithm: SEALOptions.Algorithm = .penalty) throws -> (DataSelector, [Bool], SEALSelection) {
+    func toyRun(_ optimizer: SEALOptions.SelectorOptimizer, algorithm: SEALOptions.Algorithm = .penalty,
+                safeBatchSize: Int? = nil) throws -> (DataSelector, [Bool], SEALSelection) {
         let random = try methodTinyModel(seed: 9)
         let V = Int32(random.config.vocabSize)
         var rng = SeededRNG(seed: 17)
@@ -86,6 +87,7 @@ final class SEALTests: XCTestCase {
         let adapter = try LoRAAdapter(base: model.weights, config: lora, seed: 1)
         var o = SEALOptions()
         o.batchSize = 8
+        o.safeBatchSize = safeBatchSize
         o.epochs = 3
         o.learningRate = 1e-2
         o.selectorOptimizer = optimizer
@@ -129,5 +131,21 @@ extension SEALTests {
         var wins = 0.0
         for c in clean { for n in noise { wins += c > n ? 1 : c == n ? 0.5 : 0 } }
         XCTAssertGreaterThan(wins / Double(clean.count * noise.count), 0.9, "AUROC of pattern over noise rows, logits \(sel.logits)")
+    }
+}
+
+extension SEALTests {
+    /// A safe batch smaller than the fine-tuning batch: an epoch still visits every fine-tuning row
+    /// (N/B steps when the safe set is long enough), each step draws the smaller safe batch, and
+    /// the noise rows still rank last.
+    func testSmallerSafeBatchVisitsEveryRow() throws {
+        let (sel, isNoise, s) = try toyRun(.sgd, safeBatchSize: 2)
+        XCTAssertEqual(s.batchSize, 8)
+        XCTAssertEqual(s.safeBatchSize, 2)
+        XCTAssertEqual(s.stepsPerEpoch, 4)
+        XCTAssertEqual(s.history.count, 12)
+        XCTAssertEqual(s.history.first!.tokens, (2 + 8) * 9, "2 safe + 8 fine-tuning rows of 9 tokens")
+        let bottom = Set(sel.ranking().suffix(16))
+        XCTAssertEqual(bottom, Set(isNoise.indices.filter { isNoise[$0] }), "logits \(sel.logits)")
     }
 }

@@ -30,6 +30,9 @@ public struct SEALOptions: Codable, Equatable, Sendable {
     public var maxGradNorm: Double? = 1
     /// Pairs (safe, fine-tuning) per step (code 64; CPU preset 16).
     public var batchSize = 16
+    /// Safe rows per step when it differs from `batchSize` (nil: pairs, as in the code). A smaller
+    /// safe batch makes a step cheaper while every fine-tuning row still gets its selector update.
+    public var safeBatchSize: Int? = nil
     public var epochs = 3
     /// u at epoch 0 and its decrease at the start of each later epoch (u = 1, 0.97, 0.94).
     public var upperWeight: Double = 1
@@ -46,6 +49,7 @@ public struct SEALOptions: Codable, Equatable, Sendable {
         try check(selectorLearningRate.isFinite && selectorLearningRate >= 0, "selector learning rate must be >= 0")
         try check(learningRate.isFinite && learningRate >= 0, "learning rate must be >= 0")
         try check(batchSize >= 1 && epochs >= 1, "batch size and epochs must be positive")
+        try check(safeBatchSize.map { $0 >= 1 } ?? true, "safe batch size must be positive")
         try check(upperWeight.isFinite && upperWeightDecay.isFinite, "upper-level weight and decay must be finite")
         try check(maxGradNorm.map { $0 > 0 } ?? true, "max grad norm must be positive")
         try check(selectorMaxGradNorm.map { $0 > 0 } ?? true, "selector max grad norm must be positive")

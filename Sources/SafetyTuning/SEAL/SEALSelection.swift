@@ -3,7 +3,8 @@ import Kernels
 import Llama
 
 /// SEAL's selection phase (METHODS.md 4.6): per step a safe batch S and a fine-tuning batch J of
-/// B rows each, drawn from independent seeded shuffles; min(M, N)/B steps per epoch.
+/// B rows each (or a safe batch of its own size Bs), drawn from independent seeded shuffles;
+/// min(M/Bs, N/B) steps per epoch.
 ///   model:    theta ← Opt(grad [u·mean_i l_safe(i) + (1 − u)·mean_k w[J_k]·l(J_k)])
 ///   selector: omega ← Opt(grad_omega mean_k w[J_k]·stopgrad(l(J_k)))   (l at theta_k, before the step)
 /// with w = N·softmax(omega) (or 2·sigmoid), u decaying per epoch. The selection model is
@@ -55,7 +56,8 @@ public final class SEALSelection {
             ? .adamW(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0) : .sgd(momentum: 0, weightDecay: 0)
         selectorOptimizer = Optimizer(kind: selectorKind, count: fineTuneSet.count)
         omega = ParameterBuffer(count: fineTuneSet.count)
-        batchSize = min(options.batchSize, safeSet.count, fineTuneSet.count)
+        batchSize = min(options.batchSize, fineTuneSet.count, options.safeBatchSize == nil ? safeSet.count : .max)
+        safeBatchSize = min(options.safeBatchSize ?? batchSize, safeSet.count)
         if options.algorithm == .auxiliary, let aux = auxiliaryAdapter {
             auxiliaryEngine = TrainingEngine(model: engine.model, adapter: aux, recompute: engine.recompute, workers: engine.workers)
             auxiliaryOptimizer = Optimizer(kind: options.modelOptimizer, count: aux.parameterCount)
@@ -65,10 +67,12 @@ public final class SEALSelection {
         }
     }
 
-    /// Rows per batch (the batch size, capped by the smaller set).
+    /// Fine-tuning rows per batch (the batch size, capped by the smaller set when batches are pairs).
     public let batchSize: Int
-    /// min(M, N) / B.
-    public var stepsPerEpoch: Int { min(safeSet.count, fineTuneSet.count) / batchSize }
+    /// Safe rows per batch.
+    public let safeBatchSize: Int
+    /// min(M / Bs, N / B): the shorter loader ends the epoch.
+    public var stepsPerEpoch: Int { min(safeSet.count / safeBatchSize, fineTuneSet.count / batchSize) }
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
 
     /// One selection step.
@@ -79,8 +83,8 @@ public final class SEALSelection {
         let config = engine.model.config
         let epoch = step / stepsPerEpoch
         // Each epoch restarts both shuffles (the zipped loaders of the code: the shorter one ends the epoch).
-        let safeIDs = batch(0, count: safeSet.count, stream: 11, epoch: epoch, index: step % stepsPerEpoch)
-        let ids = batch(1, count: fineTuneSet.count, stream: 12, epoch: epoch, index: step % stepsPerEpoch)
+        let safeIDs = batch(0, count: safeSet.count, size: safeBatchSize, stream: 11, epoch: epoch, index: step % stepsPerEpoch)
+        let ids = batch(1, count: fineTuneSet.count, size: batchSize, stream: 12, epoch: epoch, index: step % stepsPerEpoch)
         let B = Double(ids.count)
         let u = options.upperWeight(epoch: epoch)
         let w = selector.weights()
@@ -150,11 +154,11 @@ public final class SEALSelection {
     }
 
     /// Batch `index` of `epoch` in the seeded order of one set (orders cached per epoch).
-    private func batch(_ set: Int, count: Int, stream: UInt64, epoch: Int, index: Int) -> [Int] {
+    private func batch(_ set: Int, count: Int, size: Int, stream: UInt64, epoch: Int, index: Int) -> [Int] {
         if orderCache[set]?.epoch != epoch {
             orderCache[set] = (epoch, SeededOrder.permutation(count, seed: options.seed, stream: stream, epoch: epoch))
         }
-        return Array(orderCache[set]!.order[index * batchSize ..< (index + 1) * batchSize])
+        return Array(orderCache[set]!.order[index * size ..< (index + 1) * size])
     }
     private var orderCache: [Int: (epoch: Int, order: [Int])] = [:]
 

@@ -33,6 +33,7 @@ let spec = CommandSpec(
         .init("epochs", "E", "selection epochs (default 3)"),
         .init("max-steps", "N", "stop selection after N steps"),
         .init("batch-size", "N", "pairs (safe, fine-tuning) per step (default 16)"),
+        .init("safe-batch-size", "N", "safe rows per step, if fewer than --batch-size (default: pairs)"),
         .init("lr", "X", "selection-phase model learning rate (default 1e-4)"),
         .init("selector-lr", "X", "selector learning rate (default 5e-3)"),
         .init("selector-optimizer", "O", "adam (default, the code) or sgd (the paper's Algorithm 2)"),
@@ -44,6 +45,7 @@ let spec = CommandSpec(
         .init("max-tokens", "N", "rows cut to N tokens (default 256)"),
         .init("lora-rank", "R", "LoRA rank (default 16)"),
         .init("lora-alpha", "A", "LoRA alpha (default 16)"),
+        .init("lora-dropout", "P", "LoRA dropout of both phases (default 0, as in the code)"),
         .init("targets", "LIST", "adapted projections among q,k,v,o,gate,up,down (default q,v)"),
         .init("sft-epochs", "E", "epochs of the SFT on the kept rows (default 2)"),
         .init("sft-steps", "N", "steps of the SFT instead of --sft-epochs"),
@@ -70,6 +72,7 @@ public func sealMain(_ arguments: [String]) -> Never {
         o.epochs = try args.int("epochs", default: 3, range: 1 ... 10_000)!
         o.maxSteps = try args.int("max-steps", range: 0 ... 100_000_000)
         o.batchSize = try args.int("batch-size", default: 16, range: 1 ... 4096)!
+        o.safeBatchSize = try args.int("safe-batch-size", range: 1 ... 4096)
         o.learningRate = Float(try args.double("lr", default: 1e-4, range: 0 ... 1)!)
         o.selectorLearningRate = Float(try args.double("selector-lr", default: 5e-3, range: 0 ... 1e6)!)
         guard let opt = SEALOptions.SelectorOptimizer(rawValue: args.string("selector-optimizer") ?? "adam") else {
@@ -93,7 +96,8 @@ public func sealMain(_ arguments: [String]) -> Never {
         let maxTokens = try args.int("max-tokens", default: 256, range: 8 ... 1 << 20)!
         let lora = LoRAConfig(rank: try args.int("lora-rank", default: 16, range: 1 ... 4096)!,
                               alpha: Float(try args.double("lora-alpha", default: 16, range: 1e-6 ... 1e6)!),
-                              dropout: 0, targets: try args.loraTargets(default: "q,v"))
+                              dropout: Float(try args.double("lora-dropout", default: 0, range: 0 ... 0.99)!),
+                              targets: try args.loraTargets(default: "q,v"))
         if args.has("sft-steps") && args.has("sft-epochs") { throw UsageError("give --sft-steps or --sft-epochs, not both") }
 
         let data = try Dataset.load(dataPath)
@@ -115,7 +119,7 @@ public func sealMain(_ arguments: [String]) -> Never {
         let selection = try SEALSelection(engine: engine, safeSet: safeSet.samples, fineTuneSet: fine.samples, options: o, auxiliaryAdapter: aux)
         selection.log = { log("seal: " + $0) }
         log("seal: ranking \(fine.samples.count) rows of \(dataPath) (\(fine.dropped.count) dropped, \(fine.truncated) truncated) against "
-            + "\(safeSet.samples.count) safe rows; \(selection.totalSteps) steps of \(selection.batchSize) pairs "
+            + "\(safeSet.samples.count) safe rows; \(selection.totalSteps) steps of \(selection.batchSize) fine-tuning + \(selection.safeBatchSize) safe rows "
             + "(\(selection.stepsPerEpoch) per epoch); selector \(o.parameterisation.rawValue)/\(o.selectorOptimizer.rawValue), "
             + "algorithm \(o.algorithm == .penalty ? 2 : 1); \(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
         let selectStart = DispatchTime.now()
@@ -176,13 +180,15 @@ public func sealMain(_ arguments: [String]) -> Never {
         func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
         var report: [String: Any] = [
             "tool": "seal", "model": modelPath, "data": dataPath, "safe": safePath, "output": outPath,
-            "config": ["keep_fraction": keepFraction, "epochs": o.epochs, "batch_size": selection.batchSize, "steps": selection.totalSteps,
+            "config": ["keep_fraction": keepFraction, "epochs": o.epochs, "batch_size": selection.batchSize,
+                       "safe_batch_size": selection.safeBatchSize, "steps": selection.totalSteps,
                        "steps_per_epoch": selection.stepsPerEpoch, "lr": Double(o.learningRate), "selector_lr": Double(o.selectorLearningRate),
                        "selector_optimizer": o.selectorOptimizer.rawValue, "selector_clip": orNull(o.selectorMaxGradNorm),
                        "parameterisation": o.parameterisation.rawValue, "algorithm": o.algorithm == .penalty ? 2 : 1,
                        "upper_weight": o.upperWeight, "upper_decay": o.upperWeightDecay, "max_tokens": maxTokens, "seed": Int(o.seed),
                        "model_optimizer": "adam(0.9,0.95,1e-8,wd 0), clip 1",
-                       "lora": ["rank": lora.rank, "alpha": Double(lora.alpha), "targets": lora.targets.map(\.rawValue)]],
+                       "lora": ["rank": lora.rank, "alpha": Double(lora.alpha), "dropout": Double(lora.dropout),
+                                "targets": lora.targets.map(\.rawValue)]],
             "rows": ["data": data.count, "scored": fine.samples.count, "dropped": fine.dropped, "truncated": fine.truncated,
                      "safe": safe.count, "safe_used": safeSet.samples.count, "kept": keptInput.count],
             "steps": h.map { r -> [String: Any] in
