@@ -88,6 +88,7 @@ func sgemvCase(k: Int, n: Int, transB: Bool) -> BenchCase {
 func gemmCases(quick: Bool) -> [BenchCase] {
     if quick {
         return [sgemmCase(64, 64, 64), sgemmCase(100, 70, 33, transA: true), sgemmCase(37, 129, 65, transB: true),
+                sgemmCase(16, 1000, 64, transB: true),
                 sgemvCase(k: 64, n: 1000, transB: true), sgemvCase(k: 64, n: 1000, transB: false)]
     }
     var cases = [512, 1024, 2048, 4096].map { sgemmCase($0, $0, $0) }
@@ -97,6 +98,11 @@ func gemmCases(quick: Bool) -> [BenchCase] {
         cases.append(sgemmCase(512, n, k))
         cases.append(sgemmCase(512, n, k, transA: true))
         cases.append(sgemmCase(512, n, k, transA: true, transB: true))
+    }
+    // Batched decode: 8-32 rows against row-major weights (the skinny paths), head and FFN shapes.
+    for m in [8, 16, 32] {
+        cases.append(sgemmCase(m, 49152, 576, transB: true))
+        cases.append(sgemmCase(m, 1536, 576, transB: true))
     }
     cases += [sgemvCase(k: 576, n: 49152, transB: true), sgemvCase(k: 576, n: 49152, transB: false),
               sgemvCase(k: 1536, n: 576, transB: true), sgemvCase(k: 1536, n: 576, transB: false)]

@@ -154,12 +154,32 @@ extension GEMMTests {
 
 extension GEMMTests {
     func testSkinnyRowsAgainstRowMajorWeightsMatchReference() {
-        // m <= 32 with transB and a wide n takes the unpacked path; k crosses the vector width.
-        for m in [2, 3, 4, 5, 17, 32] {
+        // m <= 32 with transB and a wide n takes the unpacked paths (dot blocks below 5 rows, packed
+        // Aᵀ panels of one or two vectors from 5 on); k crosses the vector width, n every tile edge.
+        for m in [2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 24, 31, 32] {
             for k in [1, 7, 16, 67] {
                 check(transA: false, transB: true, m: m, n: 4 * Tiling.NR + 3, k: k, alpha: -0.5, beta: 1)
                 check(transA: false, transB: true, m: m, n: 4 * Tiling.NR + 1, k: k, alpha: 1, beta: 0, workers: 3)
+                check(transA: false, transB: true, m: m, n: 4 * Tiling.NR + 8, k: k, alpha: 1, beta: 0, workers: 2)
             }
+        }
+    }
+
+    /// On the panel path each C element is a sequential sum over k, so a row's result is the same
+    /// bits whatever the other rows of the batch (batched decode answers do not depend on the batch).
+    func testSkinnyPanelRowsDoNotDependOnTheBatch() {
+        let n = 4 * Tiling.NR + 5, k = 97
+        var rng = SeededRNG(seed: 41)
+        let a = (0 ..< 32 * k).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+        let b = (0 ..< n * k).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+        func rows(_ m: Int) -> [Float] {
+            var c = [Float](repeating: .nan, count: m * n)
+            GEMM.sgemm(transB: true, m: m, n: n, k: k, a: Array(a[0 ..< m * k]), lda: k, b: b, ldb: k, c: &c, ldc: n, workers: 2)
+            return c
+        }
+        let big = rows(32)
+        for m in [5, 9, 16, 20, 31] {
+            XCTAssertEqual(rows(m), Array(big[0 ..< m * n]), "m = \(m)")
         }
     }
 }
