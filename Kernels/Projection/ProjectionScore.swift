@@ -8,13 +8,13 @@ import Foundation
 ///   signedMean_i = (1/k) Σ_j w_j p_ij                (HaloScope released code, before abs)
 ///   normalized_i = Σ_j p_ij² / ||x_i - μ||²          (fraction of the centred energy in span V; 0 when x_i = μ)
 ///
-/// One fused, bandwidth-bound pass: X is read from memory once; rows are centred on the fly and
-/// multiplied against the basis by the `RowDots` tiles (2 rows x 12 basis vectors for k >= 9,
-/// else 4 x 4; the basis, k·d floats, stays in L1/L2). Rows are split across workers in groups of 4 from
-/// row 0, and every (row, basis vector) dot product runs the same operation sequence in the
-/// 4-row and the 1-row kernel, so results are bitwise identical for any worker count.
-/// Error: |p̂_ij - p_ij| <= (d/vLanes + vLanes + 1)·eps·Σ_t |x_it - μ_t|·|v_jt| (Float dot product).
-/// Cost: 2·n·d·kPad flops (k rounded up to the tile width); 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
+/// One pass over X: the `RowDots` kernel centres tiles of 8 rows and multiplies them against the
+/// basis packed transposed (k rounded up to whole vectors; the panel, k·d floats, stays in L1/L2),
+/// then a cheap pass turns the n x k projections into scores (and re-reads a row only for its
+/// norm when `normalized` is asked for). Each projection is a sequential Float sum over the d
+/// coordinates, so results are bitwise identical for any worker count.
+/// Error: |p̂_ij - p_ij| <= (d + 1)·eps·Σ_t |x_it - μ_t|·|v_jt| (sequential Float dot product).
+/// Cost: 2·n·d·kPad flops (k rounded up to whole vectors); 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
 public enum ProjectionScore {
     /// Computes the requested outputs (any of `squared`, `signedMean`, `normalized`, and the raw
     /// projections `projections`, n x k row-major); nil outputs are skipped. Overwrites outputs.
@@ -29,50 +29,23 @@ public enum ProjectionScore {
                              workers: Int? = nil) {
         precondition(n >= 0 && d >= 1 && k >= 1 && ldx >= d, "ProjectionScore: bad shape n \(n) d \(d) k \(k) ldx \(ldx)")
         if n == 0 { return }
-        let gw = RowDots.groupWidth(k)
-        let kPad = (k + gw - 1) / gw * gw
         var w = [Double](repeating: 1, count: k)
         if let weights { for j in 0 ..< k { w[j] = Double(weights[j]) } }
         let wantNorm = normalized != nil
-        Workspace.withScratch(floats: kPad * d + d + 64) { scratch in
-            // Basis padded with zero rows to a multiple of 4; the mean (or zeros).
-            let vb = scratch, mu = scratch + kPad * d
-            vb.update(from: basis, count: k * d)
-            (vb + k * d).update(repeating: 0, count: (kPad - k) * d)
-            if let mean { mu.update(from: mean, count: d) } else { mu.update(repeating: 0, count: d) }
-            let groups = n / 4
-            let sendable = (UInt(bitPattern: vb), UInt(bitPattern: mu))
+        // Projections of every row first (n·k floats: 2 MB at n = 50000, k = 10), then the scores.
+        let proj = projections ?? UnsafeMutablePointer<Float>.allocate(capacity: n * k)
+        defer { if projections == nil { proj.deallocate() } }
+        RowDots.compute(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
+                        workers: workers)
+        if squared == nil && signedMean == nil && normalized == nil { return }
+        let zeros = mean == nil ? [Float](repeating: 0, count: d) : []
+        zeros.withUnsafeBufferPointer { zb in
             w.withUnsafeBufferPointer { wb in
-                let wp = wb.baseAddress!
-                Parallel.run(workers: workers, maxUseful: max(1, n / 64)) { ith, nth in
-                    let vb = UnsafePointer<Float>(bitPattern: sendable.0)!, mu = UnsafePointer<Float>(bitPattern: sendable.1)!
-                    var p = [Float](repeating: 0, count: 4 * kPad)
-                    var norms = SIMD4<Float>()
-                    p.withUnsafeMutableBufferPointer { pb in
-                        let pp = pb.baseAddress!
-                        let range = Parallel.range(ith, of: nth, count: groups)
-                        for g in range {
-                            let r0 = g * 4
-                            let xr = x + r0 * ldx
-                            for b in stride(from: 0, to: kPad, by: gw) {
-                                RowDots.dot4xG(gw, xr, ldx, mu, vb + b * d, d, out: pp + b, rs: kPad, cs: 1)
-                            }
-                            if wantNorm { norms = centredNorms4(xr, ldx, mu, d) }
-                            for t in 0 ..< 4 {
-                                finish(row: r0 + t, pp + t * kPad, k, wp, norms[t], squared, signedMean, normalized, projections)
-                            }
-                        }
-                        // The last n % 4 rows belong to the last worker.
-                        if ith == nth - 1 {
-                            for r in groups * 4 ..< n {
-                                let xr = x + r * ldx
-                                for b in stride(from: 0, to: kPad, by: gw) {
-                                    RowDots.dot1xG(gw, xr, mu, vb + b * d, d, out: pp + b, cs: 1)
-                                }
-                                let nr = wantNorm ? centredNorm1(xr, mu, d) : 0
-                                finish(row: r, pp, k, wp, nr, squared, signedMean, normalized, projections)
-                            }
-                        }
+                let mu = mean ?? zb.baseAddress!, wp = wb.baseAddress!
+                Parallel.run(workers: workers, maxUseful: wantNorm ? max(1, n / 64) : max(1, n / 4096)) { ith, nth in
+                    for r in Parallel.range(ith, of: nth, count: n) {
+                        let nr = wantNorm ? centredNorm1(x + r * ldx, mu, d) : 0
+                        finish(row: r, proj + r * k, k, wp, nr, squared, signedMean, normalized)
                     }
                 }
             }
@@ -98,7 +71,7 @@ public enum ProjectionScore {
     @inline(__always)
     static func finish(row r: Int, _ p: UnsafePointer<Float>, _ k: Int, _ w: UnsafePointer<Double>, _ norm2: Float,
                        _ squared: UnsafeMutablePointer<Float>?, _ signedMean: UnsafeMutablePointer<Float>?,
-                       _ normalized: UnsafeMutablePointer<Float>?, _ projections: UnsafeMutablePointer<Float>?) {
+                       _ normalized: UnsafeMutablePointer<Float>?) {
         var sq = 0.0, sm = 0.0, e = 0.0
         for j in 0 ..< k {
             let v = Double(p[j])
@@ -108,7 +81,6 @@ public enum ProjectionScore {
         squared?[r] = Float(sq * invK)
         signedMean?[r] = Float(sm * invK)
         normalized?[r] = norm2 > 0 ? Float(e / Double(norm2)) : 0
-        if let projections { (projections + r * k).update(from: p, count: k) }
     }
 
     @inline(__always)
