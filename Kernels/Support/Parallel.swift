@@ -26,11 +26,15 @@ public enum Parallel {
     }
 
     /// Runs `body(ith, nth)` on `nth = min(workers, tasks)` workers; returns when all are done.
-    /// With one worker the body runs inline on the calling thread.
+    /// With one worker the body runs inline on the calling thread; otherwise on the spinning
+    /// `SpinPool` (Linux), or `concurrentPerform` when that pool is busy or too small.
     @inline(__always)
     public static func run(workers: Int?, maxUseful: Int = .max, _ body: (_ ith: Int, _ nth: Int) -> Void) {
         let nth = max(1, min(resolve(workers), maxUseful))
         if nth == 1 { body(0, 1); return }
+        #if os(Linux)
+        if SpinPool.shared.run(nth, body) { return }
+        #endif
         DispatchQueue.concurrentPerform(iterations: nth) { ith in body(ith, nth) }
     }
 
