@@ -178,7 +178,7 @@ extension GEMMTests {
             return c
         }
         let big = rows(32)
-        for m in [5, 9, 16, 20, 31] {
+        for m in [9, 16, 20, 31] {  // at least skinnyPanelMinRows (9 with 16 lanes)
             XCTAssertEqual(rows(m), Array(big[0 ..< m * n]), "m = \(m)")
         }
     }
