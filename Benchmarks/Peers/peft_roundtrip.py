@@ -63,12 +63,8 @@ def load_gguf(path, torch, transformers):
 
 def tensors(model):
     """name -> float32 copy of every floating-point tensor of the state dict (a copy: PEFT merges in place)."""
-    return {k: v.detach().to(dtype=torch_float32(v), copy=True) for k, v in model.state_dict().items() if v.is_floating_point()}
-
-
-def torch_float32(v):
     import torch
-    return torch.float32
+    return {k: v.detach().to(torch.float32, copy=True) for k, v in model.state_dict().items() if v.is_floating_point()}
 
 
 def max_abs(a, b):
