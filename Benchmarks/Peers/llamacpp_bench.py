@@ -7,8 +7,8 @@ usage: llamacpp_bench.py [--out PEER.json] [--ours OURS.json] [--threads 2] [--w
 Runs `llama-bench -m <gguf> -t T -p 512 -n 128 -r 5 -o json` once per weight type and writes
   {"tool": "llama.cpp", "version": <commit>, "results": [{"name": "pp512" | "tg128", "weights": "F32", "threads": 2,
    "tokensPerSecond": ..., "stddevTokensPerSecond": ..., "repetitions": 5, "loadAverage1m": ...}]}
-With --ours, runs exactly the cases of OURS.json named pp<N> / tg<N> (same weights and threads) and skips
-cleanly when it has none (so Benchmarks/run.sh may call it with a kernel-bench file).
+With --ours, runs exactly the cases of OURS.json named pp<N> / tg<N> (same threads; same weights when a
+row names them, else every type of --weights: engine-bench measures one file) and skips cleanly when it has none (so Benchmarks/run.sh may call it with a kernel-bench file).
 llama.cpp is found with --llama-cpp-dir or LLAMA_CPP_DIR (binary build/bin/llama-bench), the GGUFs with
 --models-dir or MODELS_DIR (see llamacpp_common.py); when either is missing the script prints
 "skipped: ..." and exits 0. F32/F16 GGUFs are made from the Q4_1 one with
@@ -26,13 +26,18 @@ def skip(msg):
     sys.exit(0)
 
 
-def cases_from_ours(path):
+def cases_from_ours(path, weights):
+    """pp<N>/tg<N> rows of OURS.json; a row without a "weights" field (engine-bench measures one file)
+    is compared with every weight type in `weights`, the peer's best being the reference."""
     ours = json.load(open(path))
     out = []
     for r in ours.get("results", []):
         m = re.fullmatch(r"(pp|tg)(\d+)", str(r.get("name", "")))
-        if m and r.get("weights") in lc.WEIGHTS:
-            out.append((m.group(1), int(m.group(2)), r["weights"], int(r.get("threads", 2))))
+        if not m:
+            continue
+        threads = int(r.get("threads", ours.get("threads", 2)))
+        for w in ([r["weights"]] if r.get("weights") in lc.WEIGHTS else weights):
+            out.append((m.group(1), int(m.group(2)), w, threads))
     return out
 
 
@@ -65,15 +70,15 @@ def main():
     args = ap.parse_args()
 
     ldir, mdir = lc.llama_dir(args.llama_cpp_dir), lc.models_dir(args.models_dir)
+    ws = [w.strip() for w in args.weights.split(",") if w.strip()]
+    bad = [w for w in ws if w not in lc.WEIGHTS]
+    if bad:
+        sys.exit(f"llamacpp_bench: unknown weights {bad}; known: {', '.join(lc.WEIGHTS)}")
     if args.ours:
-        cases = cases_from_ours(args.ours)
+        cases = cases_from_ours(args.ours, ws)
         if not cases:
             skip(f"no pp<N>/tg<N> engine cases in {args.ours}")
     else:
-        ws = [w.strip() for w in args.weights.split(",") if w.strip()]
-        bad = [w for w in ws if w not in lc.WEIGHTS]
-        if bad:
-            sys.exit(f"llamacpp_bench: unknown weights {bad}; known: {', '.join(lc.WEIGHTS)}")
         cases = [(k, n, w, args.threads) for w in ws for k, n in (("pp", args.prompt), ("tg", args.gen))]
     bench = lc.binary(ldir, "llama-bench")
     if bench is None:
