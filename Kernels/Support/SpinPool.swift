@@ -17,9 +17,10 @@ import Foundation
 final class SpinPool: @unchecked Sendable {
     /// Threads besides the caller.
     let helpers: Int
-    private var lock = pthread_spinlock_t()
+    /// Heap-allocated so the C calls always see the same address (never a Swift inout temporary).
+    private let lock = UnsafeMutablePointer<pthread_spinlock_t>.allocate(capacity: 1)
     /// Serialises regions (try-locked: a busy pool means fall back).
-    private var owner = pthread_mutex_t()
+    private let owner = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private var epoch = 0
     private var job: UnsafeRawPointer?
     private var jobWorkers = 0
@@ -33,8 +34,8 @@ final class SpinPool: @unchecked Sendable {
         self.helpers = helpers
         sleeping = [Bool](repeating: false, count: helpers)
         wake = (0 ..< helpers).map { _ in DispatchSemaphore(value: 0) }
-        pthread_spin_init(&lock, 0)
-        pthread_mutex_init(&owner, nil)
+        pthread_spin_init(lock, 0)
+        pthread_mutex_init(owner, nil)
         for w in 0 ..< helpers {
             let t = Thread { [unowned self] in self.workerLoop(w) }
             t.stackSize = 8 << 20
@@ -51,30 +52,30 @@ final class SpinPool: @unchecked Sendable {
     /// Runs body(ith, nth) for ith in 0..<nth (the caller takes ith = 0); false if the pool cannot
     /// take the region (busy or too few threads), in which case nothing ran.
     func run(_ nth: Int, _ body: (Int, Int) -> Void) -> Bool {
-        guard nth - 1 <= helpers, pthread_mutex_trylock(&owner) == 0 else { return false }
-        defer { pthread_mutex_unlock(&owner) }
+        guard nth - 1 <= helpers, pthread_mutex_trylock(owner) == 0 else { return false }
+        defer { pthread_mutex_unlock(owner) }
         withoutActuallyEscaping(body) { escapable in
             var boxed: Body = escapable
             withUnsafePointer(to: &boxed) { ptr in
-                pthread_spin_lock(&lock)
+                pthread_spin_lock(lock)
                 job = UnsafeRawPointer(ptr)
                 jobWorkers = nth
                 remaining = nth - 1
                 epoch &+= 1
                 var toWake: [Int] = []
                 for w in 0 ..< nth - 1 where sleeping[w] { sleeping[w] = false; toWake.append(w) }
-                pthread_spin_unlock(&lock)
+                pthread_spin_unlock(lock)
                 for w in toWake { wake[w].signal() }
                 escapable(0, nth)
                 while true {
-                    pthread_spin_lock(&lock)
+                    pthread_spin_lock(lock)
                     let left = remaining
-                    pthread_spin_unlock(&lock)
+                    pthread_spin_unlock(lock)
                     if left == 0 { break }
                 }
-                pthread_spin_lock(&lock)
+                pthread_spin_lock(lock)
                 job = nil
-                pthread_spin_unlock(&lock)
+                pthread_spin_unlock(lock)
             }
         }
         return true
@@ -84,27 +85,27 @@ final class SpinPool: @unchecked Sendable {
         var seen = 0
         var polls = 0
         while true {
-            pthread_spin_lock(&lock)
+            pthread_spin_lock(lock)
             let e = epoch, j = job, nth = jobWorkers
-            pthread_spin_unlock(&lock)
+            pthread_spin_unlock(lock)
             if e != seen {
                 seen = e
                 polls = 0
                 if let j, w + 1 < nth {
                     j.assumingMemoryBound(to: Body.self).pointee(w + 1, nth)
-                    pthread_spin_lock(&lock)
+                    pthread_spin_lock(lock)
                     remaining -= 1
-                    pthread_spin_unlock(&lock)
+                    pthread_spin_unlock(lock)
                 }
                 continue
             }
             polls += 1
             if polls >= spinPolls {
                 polls = 0
-                pthread_spin_lock(&lock)
+                pthread_spin_lock(lock)
                 let idle = epoch == seen
                 if idle { sleeping[w] = true }
-                pthread_spin_unlock(&lock)
+                pthread_spin_unlock(lock)
                 if idle { wake[w].wait() }
             }
         }
