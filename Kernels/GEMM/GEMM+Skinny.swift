@@ -90,31 +90,32 @@ extension GEMM {
                             b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                             workers: Int?) {
         let wide = m > vLanes, MP = wide ? 2 * vLanes : vLanes, R = panelRowsB
-        let panel = UnsafeMutablePointer<Float>.allocate(capacity: k * MP)
-        defer { panel.deallocate() }
         let groups = (n + R - 1) / R
-        var i0 = 0
-        while i0 < m {
-            let mc = min(MP, m - i0)
-            panel.initialize(repeating: 0, count: k * MP)
-            for i in 0 ..< mc {
-                let src = a + (i0 + i) * lda
-                for p in 0 ..< k { panel[p * MP + i] = src[p] }
-            }
-            let ci = c + i0 * ldc
-            Parallel.run(workers: workers, maxUseful: max(1, groups / 8)) { ith, nth in
-                for g in Parallel.range(ith, of: nth, count: groups) {
-                    let j0 = g * R, nj = min(R, n - j0)
-                    if wide {
-                        panelTile2(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
-                                   rowsA: mc, alpha: alpha, beta: beta)
-                    } else {
-                        panelTile1(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
-                                   rowsA: mc, alpha: alpha, beta: beta)
+        // Pooled scratch: a fresh allocation of this size would be an mmap (and page faults) per call.
+        Workspace.withScratch(floats: k * MP) { panel in
+            var i0 = 0
+            while i0 < m {
+                let mc = min(MP, m - i0)
+                panel.update(repeating: 0, count: k * MP)
+                for i in 0 ..< mc {
+                    let src = a + (i0 + i) * lda
+                    for p in 0 ..< k { panel[p * MP + i] = src[p] }
+                }
+                let ci = c + i0 * ldc
+                Parallel.run(workers: workers, maxUseful: max(1, groups / 8)) { ith, nth in
+                    for g in Parallel.range(ith, of: nth, count: groups) {
+                        let j0 = g * R, nj = min(R, n - j0)
+                        if wide {
+                            panelTile2(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
+                                       rowsA: mc, alpha: alpha, beta: beta)
+                        } else {
+                            panelTile1(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
+                                       rowsA: mc, alpha: alpha, beta: beta)
+                        }
                     }
                 }
+                i0 += MP
             }
-            i0 += MP
         }
     }
 
