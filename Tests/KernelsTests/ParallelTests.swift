@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import XCTest
-@testable import Kernels
+import Kernels
 
 /// The parallel runtime: every task runs exactly once with the right (ith, nth), regions may follow
 /// each other back to back, come from several threads at once, or be nested, and none of that
