@@ -335,9 +335,46 @@ def main():
         rs = f"{fmt(rm['precision'])} / {fmt(rm['recall'])}" if rm else ""
         lines.append(f"| {x['rate']}% | {x['seed']} | {x['arm']} | {fmt(x['harmful_rate'])} | {fmt(x['over_refusal_rate'])} | "
                      f"{fmt(x['benign_nll'], False)} | {fmt(x['rouge_l'], False)} | {rs} |")
-    open(r.path("results.md"), "w").write("\n".join(lines) + "\n")
+    open(r.path("results.md"), "w").write("\n".join(lines) + "\n" + summary(results) + "\n")
     log(f"results: {r.path('results.md')} ({(time.time() - t_start) / 60:.1f} min this run)")
     print("\n".join(lines))
+
+
+def summary(results):
+    """Arms x rates: harmful-answer rate (mean over seeds, with each seed's value when there are
+    several), and the mean change against SFT on the same set and seed (paired), plus removal P/R."""
+    runs = results["runs"]
+    rates = sorted({x["rate"] for x in runs})
+    arms = []
+    for x in runs:
+        if x["arm"] not in arms:
+            arms.append(x["arm"])
+    def cell(rate, arm):
+        xs = [x for x in runs if x["rate"] == rate and x["arm"] == arm]
+        if not xs:
+            return "-"
+        vals = [100 * x["harmful_rate"] for x in xs]
+        text = f"{sum(vals) / len(vals):.1f}"
+        if len(vals) > 1:
+            text += " (" + ", ".join(f"{v:.1f}" for v in vals) + ")"
+        sft = {x["seed"]: 100 * x["harmful_rate"] for x in runs if x["rate"] == rate and x["arm"] == "sft"}
+        if arm != "sft" and all(x["seed"] in sft for x in xs):
+            d = sum(100 * x["harmful_rate"] - sft[x["seed"]] for x in xs) / len(xs)
+            text += f"; {d:+.1f} vs SFT"
+        rm = [x["removal"] for x in xs
+              if x.get("removal") and x["removal"].get("precision") is not None and x["removal"].get("recall") is not None]
+        if rm:
+            p = sum(m["precision"] for m in rm) / len(rm)
+            rc = sum(m["recall"] for m in rm) / len(rm)
+            text += f"; removal P {100 * p:.0f}% / R {100 * rc:.0f}%"
+        return text
+    out = ["", "Harmful-answer rate (%), mean over seeds (each seed), paired change against SFT, removal precision/recall:", "",
+           "| arm | " + " | ".join(f"{r}%" for r in rates) + " |", "|---|" + "---|" * len(rates)]
+    for arm in arms:
+        out.append(f"| {arm} | " + " | ".join(cell(r, arm) for r in rates) + " |")
+    a, b = results["aligned"], results["base"]
+    out.append(f"\nReleased model {100 * b['harmful_rate']:.1f}%, aligned starting model {100 * a['harmful_rate']:.1f}%.")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
