@@ -318,7 +318,10 @@ def main():
                                                  "seal_batch": seal_batch, "seal_safe_batch": seal_safe_batch, "eval_harmful": n_harm, "eval_xstest": n_xs,
                                                  "gen_tokens": gen_tokens},
                "base": ev(r.path("eval", "base.json")), "aligned": ev(r.path("eval", "aligned.json")), "runs": [],
-               "wall_seconds": time.time() - t_start, "step_seconds": r.times}
+               "wall_seconds": time.time() - t_start, "step_seconds": r.times,
+               # Sum of every step's own wall time (from the .seconds files): the run's length even when
+               # it was resumed, or re-run only to rebuild this table.
+               "steps_total_seconds": sum(v for v in r.times.values() if v)}
     for e in runs:
         row = dict(rate=e["rate"], seed=e["seed"], arm=e["arm"], **ev(e["eval"]))
         if "removal" in e:
