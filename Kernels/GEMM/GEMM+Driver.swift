@@ -42,12 +42,16 @@ extension GEMM {
                         }
                         // Phase 2: tiles of C: a run of B panels sized to stay in L2, times MC rows.
                         // Within a tile each A micro-panel stays in L1 while the B panels stream from L2.
+                        // Equal-sized tiles (rows and panels spread evenly over as many blocks as the
+                        // MC / L2 limits need), so the workers' contiguous task ranges carry equal work.
                         let rowBlocks = (mband + MC - 1) / MC
-                        let chunkPanels = max(1, Tiling.l2Floats / (kc * NR))
-                        let colChunks = (nPanels + chunkPanels - 1) / chunkPanels
+                        let mcEven = ((mband + rowBlocks - 1) / rowBlocks + MR - 1) / MR * MR
+                        let chunkLimit = max(1, Tiling.l2Floats / (kc * NR))
+                        let colChunks = (nPanels + chunkLimit - 1) / chunkLimit
+                        let chunkPanels = (nPanels + colChunks - 1) / colChunks
                         Parallel.forEach(rowBlocks * colChunks, workers: nth) { t in
                             let cb = t / rowBlocks, rb = t % rowBlocks
-                            let i0 = rb * MC, mc = min(MC, mband - i0)
+                            let i0 = rb * mcEven, mc = max(0, min(mcEven, mband - i0))
                             let p0 = cb * chunkPanels, p1 = min(nPanels, p0 + chunkPanels)
                             var ir = 0
                             while ir < mc {
