@@ -67,11 +67,16 @@ final class SpinPool: @unchecked Sendable {
                 pthread_spin_unlock(lock)
                 for w in toWake { wake[w].signal() }
                 escapable(0, nth)
+                var polls = 0
                 while true {
                     pthread_spin_lock(lock)
                     let left = remaining
                     pthread_spin_unlock(lock)
                     if left == 0 { break }
+                    // A woken worker may share this CPU for a while (wake-affine placement): give it
+                    // the CPU now and then instead of spinning out a whole time slice.
+                    polls += 1
+                    if polls & 63 == 0 { sched_yield() }
                 }
                 pthread_spin_lock(lock)
                 job = nil
@@ -100,6 +105,7 @@ final class SpinPool: @unchecked Sendable {
                 continue
             }
             polls += 1
+            if polls & 63 == 0 { sched_yield() }  // as in `run`: never starve a thread on the same CPU
             if polls >= spinPolls {
                 polls = 0
                 pthread_spin_lock(lock)
