@@ -82,7 +82,7 @@ extension GEMM {
 
 extension GEMM {
     /// B rows per panel micro-tile.
-    static let panelRowsB = 8
+    static let panelRowsB = RowDots.tileRows
 
     /// `skinny` for m >= `skinnyPanelMinRows`: A rows in chunks of MP (one vector of rows when they
     /// fit, else two), each chunk packed transposed and zero-padded, then one pass over B per chunk.
@@ -105,12 +105,15 @@ extension GEMM {
                 Parallel.run(workers: workers, maxUseful: max(1, groups / 8)) { ith, nth in
                     for g in Parallel.range(ith, of: nth, count: groups) {
                         let j0 = g * R, nj = min(R, n - j0)
-                        if wide {
-                            panelTile2(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
-                                       rowsA: mc, alpha: alpha, beta: beta)
-                        } else {
-                            panelTile1(k: k, panel: panel, b: b + j0 * ldb, ldb: ldb, rowsB: nj, c: ci + j0, ldc: ldc,
-                                       rowsA: mc, alpha: alpha, beta: beta)
+                        // The same tile as RowDots' (8 rows broadcast against a packed panel), stored transposed.
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: R * MP) { tb in
+                            let t = tb.baseAddress!
+                            if wide {
+                                RowDots.tile8x2(b + j0 * ldb, ldb, rows: nj, panel, k, out: t)
+                            } else {
+                                RowDots.tile8x1(b + j0 * ldb, ldb, rows: nj, panel, k, out: t)
+                            }
+                            for j in 0 ..< nj { storeColumn(t + j * MP, rowsA: mc, c: ci + j0 + j, ldc: ldc, alpha: alpha, beta: beta) }
                         }
                     }
                 }
@@ -124,63 +127,5 @@ extension GEMM {
     static func storeColumn(_ t: UnsafeMutablePointer<Float>, rowsA: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                             alpha: Float, beta: Float) {
         for i in 0 ..< rowsA { store(t[i], c + i * ldc, alpha, beta) }
-    }
-
-    /// Cᵀ[j, 0..<2·vLanes] = B[j, :] · panel for 8 rows j of B (missing rows alias row 0, not stored).
-    @inline(__always)
-    static func panelTile2(k: Int, panel: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int, rowsB: Int,
-                           c: UnsafeMutablePointer<Float>, ldc: Int, rowsA: Int, alpha: Float, beta: Float) {
-        let b0 = b, b1 = rowsB > 1 ? b + ldb : b, b2 = rowsB > 2 ? b + 2 * ldb : b, b3 = rowsB > 3 ? b + 3 * ldb : b
-        let b4 = rowsB > 4 ? b + 4 * ldb : b, b5 = rowsB > 5 ? b + 5 * ldb : b
-        let b6 = rowsB > 6 ? b + 6 * ldb : b, b7 = rowsB > 7 ? b + 7 * ldb : b
-        var s00 = VFloat(), s01 = VFloat(), s10 = VFloat(), s11 = VFloat(), s20 = VFloat(), s21 = VFloat()
-        var s30 = VFloat(), s31 = VFloat(), s40 = VFloat(), s41 = VFloat(), s50 = VFloat(), s51 = VFloat()
-        var s60 = VFloat(), s61 = VFloat(), s70 = VFloat(), s71 = VFloat()
-        let MP = 2 * vLanes
-        var x = panel
-        for p in 0 ..< k {
-            let x0 = vload(x, 0), x1 = vload(x, vLanes)
-            var w = VFloat(repeating: b0[p]); fmadd(&s00, w, x0); fmadd(&s01, w, x1)
-            w = VFloat(repeating: b1[p]); fmadd(&s10, w, x0); fmadd(&s11, w, x1)
-            w = VFloat(repeating: b2[p]); fmadd(&s20, w, x0); fmadd(&s21, w, x1)
-            w = VFloat(repeating: b3[p]); fmadd(&s30, w, x0); fmadd(&s31, w, x1)
-            w = VFloat(repeating: b4[p]); fmadd(&s40, w, x0); fmadd(&s41, w, x1)
-            w = VFloat(repeating: b5[p]); fmadd(&s50, w, x0); fmadd(&s51, w, x1)
-            w = VFloat(repeating: b6[p]); fmadd(&s60, w, x0); fmadd(&s61, w, x1)
-            w = VFloat(repeating: b7[p]); fmadd(&s70, w, x0); fmadd(&s71, w, x1)
-            x += MP
-        }
-        withUnsafeTemporaryAllocation(of: VFloat.self, capacity: 16) { tb in
-            let t = tb.baseAddress!
-            t[0] = s00; t[1] = s01; t[2] = s10; t[3] = s11; t[4] = s20; t[5] = s21; t[6] = s30; t[7] = s31
-            t[8] = s40; t[9] = s41; t[10] = s50; t[11] = s51; t[12] = s60; t[13] = s61; t[14] = s70; t[15] = s71
-            let f = UnsafeMutableRawPointer(t).assumingMemoryBound(to: Float.self)
-            for j in 0 ..< rowsB { storeColumn(f + j * MP, rowsA: rowsA, c: c + j, ldc: ldc, alpha: alpha, beta: beta) }
-        }
-    }
-
-    /// Cᵀ[j, 0..<vLanes] = B[j, :] · panel for 8 rows j of B (missing rows alias row 0, not stored).
-    @inline(__always)
-    static func panelTile1(k: Int, panel: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int, rowsB: Int,
-                           c: UnsafeMutablePointer<Float>, ldc: Int, rowsA: Int, alpha: Float, beta: Float) {
-        let b0 = b, b1 = rowsB > 1 ? b + ldb : b, b2 = rowsB > 2 ? b + 2 * ldb : b, b3 = rowsB > 3 ? b + 3 * ldb : b
-        let b4 = rowsB > 4 ? b + 4 * ldb : b, b5 = rowsB > 5 ? b + 5 * ldb : b
-        let b6 = rowsB > 6 ? b + 6 * ldb : b, b7 = rowsB > 7 ? b + 7 * ldb : b
-        var s0 = VFloat(), s1 = VFloat(), s2 = VFloat(), s3 = VFloat(), s4 = VFloat(), s5 = VFloat(), s6 = VFloat(), s7 = VFloat()
-        var x = panel
-        for p in 0 ..< k {
-            let x0 = vload(x, 0)
-            fmadd(&s0, VFloat(repeating: b0[p]), x0); fmadd(&s1, VFloat(repeating: b1[p]), x0)
-            fmadd(&s2, VFloat(repeating: b2[p]), x0); fmadd(&s3, VFloat(repeating: b3[p]), x0)
-            fmadd(&s4, VFloat(repeating: b4[p]), x0); fmadd(&s5, VFloat(repeating: b5[p]), x0)
-            fmadd(&s6, VFloat(repeating: b6[p]), x0); fmadd(&s7, VFloat(repeating: b7[p]), x0)
-            x += vLanes
-        }
-        withUnsafeTemporaryAllocation(of: VFloat.self, capacity: 8) { tb in
-            let t = tb.baseAddress!
-            t[0] = s0; t[1] = s1; t[2] = s2; t[3] = s3; t[4] = s4; t[5] = s5; t[6] = s6; t[7] = s7
-            let f = UnsafeMutableRawPointer(t).assumingMemoryBound(to: Float.self)
-            for j in 0 ..< rowsB { storeColumn(f + j * vLanes, rowsA: rowsA, c: c + j, ldc: ldc, alpha: alpha, beta: beta) }
-        }
     }
 }
