@@ -9,7 +9,7 @@ bandwidth-bound ones GB/s; the ratio is ours / peer (above 1 means SafeTune is f
 import json, sys
 
 TIMING = {"iterations", "minNs", "medianNs", "p90Ns", "gflops", "gflopsPerCore", "gbps", "verified",
-          "cpuNsPerCall", "bound", "threads", "name", "tokensPerSecond", "seconds", "relErr"}
+          "cpuNsPerCall", "bound", "threads", "name", "tokensPerSecond", "seconds", "relErr", "rounds"}
 
 
 def key(r):

@@ -43,7 +43,7 @@ extension GEMM {
                         // Phase 2: tiles of C: a run of B panels sized to stay in L2, times MC rows.
                         // Within a tile each A micro-panel stays in L1 while the B panels stream from L2.
                         // Equal-sized tiles (rows and panels spread evenly over as many blocks as the
-                        // MC / L2 limits need), so the workers' contiguous task ranges carry equal work.
+                        // MC / L2 limits need): fewer, equal tasks when both workers run at full speed.
                         let rowBlocks = (mband + MC - 1) / MC
                         let mcEven = ((mband + rowBlocks - 1) / rowBlocks + MR - 1) / MR * MR
                         let chunkLimit = max(1, Tiling.l2Floats / (kc * NR))

@@ -10,17 +10,33 @@ extension GEMM {
         let MR = Tiling.MR
         if transA {
             // op(A)[i, p] = A[p, i]: each depth step is a contiguous run of mr floats.
-            for p in 0 ..< kc {
-                let src = a + (p0 + p) * lda + i0, d = dst + p * MR
-                for i in 0 ..< mr { d[i] = src[i] }
-                for i in mr ..< MR { d[i] = 0 }
+            if mr == MR {
+                for p in 0 ..< kc { copyRun(a + (p0 + p) * lda + i0, dst + p * MR, MR) }
+            } else {
+                for p in 0 ..< kc {
+                    let src = a + (p0 + p) * lda + i0, d = dst + p * MR
+                    for i in 0 ..< mr { d[i] = src[i] }
+                    for i in mr ..< MR { d[i] = 0 }
+                }
             }
         } else {
-            // op(A)[i, p] = A[i, p]: read each row contiguously, write with stride MR.
-            for i in 0 ..< mr {
-                let src = a + (i0 + i) * lda + p0
-                var d = dst + i
-                for p in 0 ..< kc { d.pointee = src[p]; d += MR }
+            // op(A)[i, p] = A[i, p]: a transpose, by register blocks of vLanes depth steps
+            // (Transpose.swift). A full-vector store spills vLanes - MR floats into the next
+            // depth step's slots, which the next store overwrites; the panel's last step is
+            // stored exactly, since the floats after it belong to another panel.
+            var pb = 0
+            if MR <= vLanes {
+                while pb + vLanes <= kc {
+                    Transpose.native(a + i0 * lda + p0 + pb, lds: lda, rows: mr) { p, v in
+                        let d = dst + (pb + p) * MR
+                        if pb + p + 1 < kc { vstore(v, d, 0) } else { for i in 0 ..< MR { d[i] = v[i] } }
+                    }
+                    pb += vLanes
+                }
+            }
+            for p in pb ..< kc {
+                let d = dst + p * MR
+                for i in 0 ..< mr { d[i] = a[(i0 + i) * lda + p0 + p] }
             }
             if mr < MR {
                 for p in 0 ..< kc { for i in mr ..< MR { dst[p * MR + i] = 0 } }
@@ -34,11 +50,22 @@ extension GEMM {
                       p0: Int, kc: Int, into dst: UnsafeMutablePointer<Float>) {
         let NR = Tiling.NR
         if transB {
-            // op(B)[p, j] = B[j, p]: read each row of B contiguously, write with stride NR.
-            for j in 0 ..< nr {
-                let src = b + (j0 + j) * ldb + p0
-                var d = dst + j
-                for p in 0 ..< kc { d.pointee = src[p]; d += NR }
+            // op(B)[p, j] = B[j, p]: a transpose, by register blocks (Transpose.swift); the
+            // depth steps left over are copied a row of the panel at a time.
+            var pb = 0
+            while pb + vLanes <= kc {
+                var jb = 0
+                while jb < nr {
+                    Transpose.native(b + (j0 + jb) * ldb + p0 + pb, lds: ldb, rows: min(vLanes, nr - jb)) { p, v in
+                        vstore(v, dst + (pb + p) * NR + jb, 0)
+                    }
+                    jb += vLanes
+                }
+                pb += vLanes
+            }
+            for p in pb ..< kc {
+                let d = dst + p * NR
+                for j in 0 ..< nr { d[j] = b[(j0 + j) * ldb + p0 + p] }
             }
             if nr < NR {
                 for p in 0 ..< kc { for j in nr ..< NR { dst[p * NR + j] = 0 } }
@@ -56,5 +83,20 @@ extension GEMM {
                 for j in nr ..< NR { d[j] = 0 }
             }
         }
+    }
+
+    /// Copies `count` floats with the widest vectors that fit (a row of a micro-panel: 12 or 6).
+    @inline(__always)
+    static func copyRun(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i + 4 <= count {
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            i += 4
+        }
+        while i < count { dst[i] = src[i]; i += 1 }
     }
 }

@@ -38,12 +38,76 @@ public enum Parallel {
         DispatchQueue.concurrentPerform(iterations: nth) { ith in body(ith, nth) }
     }
 
-    /// Runs `body(task)` for every task in `0..<count`, tasks split into contiguous ranges.
+    /// Runs `body(task)` for every task in `0..<count`. Each worker starts on its own contiguous
+    /// range (so a GEMM worker keeps its B panels in its own L2), a few tasks at a time, and one
+    /// that runs out takes tasks from the end of the fullest other range. On a virtual machine one
+    /// vCPU can run 25-40% slower than the other for seconds at a time (another guest on its
+    /// core; no steal time shows), and a fixed split makes every region wait for the slow one.
+    /// Which worker runs a task never changes what the task computes: results stay bitwise equal.
     @inline(__always)
     public static func forEach(_ count: Int, workers: Int?, _ body: (_ task: Int) -> Void) {
         if count <= 0 { return }
-        run(workers: workers, maxUseful: count) { ith, nth in
-            for t in range(ith, of: nth, count: count) { body(t) }
+        let nth = max(1, min(resolve(workers), count))
+        if nth == 1 { for t in 0 ..< count { body(t) }; return }
+        let ranges = TaskRanges(count: count, parts: nth, grain: max(1, count / (nth * 8)))
+        run(workers: nth) { ith, _ in
+            while let r = ranges.claim(ith) { for t in r { body(t) } }
         }
+    }
+}
+
+/// Per-worker task ranges for `Parallel.forEach`: claimed from the front by their owner and from
+/// the back by thieves, under one lock (a handful of claims per worker per region).
+final class TaskRanges: @unchecked Sendable {
+    private let parts: Int, grain: Int
+    private let front: UnsafeMutablePointer<Int>, back: UnsafeMutablePointer<Int>
+    #if os(Linux)
+    private let lock = UnsafeMutablePointer<pthread_spinlock_t>.allocate(capacity: 1)
+    #else
+    private let lock = NSLock()
+    #endif
+
+    init(count: Int, parts: Int, grain: Int) {
+        self.parts = parts
+        self.grain = grain
+        front = .allocate(capacity: parts)
+        back = .allocate(capacity: parts)
+        for i in 0 ..< parts {
+            let r = Parallel.range(i, of: parts, count: count)
+            front[i] = r.lowerBound
+            back[i] = r.upperBound
+        }
+        #if os(Linux)
+        pthread_spin_init(lock, 0)
+        #endif
+    }
+
+    deinit {
+        #if os(Linux)
+        pthread_spin_destroy(lock)
+        lock.deallocate()
+        #endif
+        front.deallocate()
+        back.deallocate()
+    }
+
+    /// The next tasks for worker `ith`, or nil when every range is empty.
+    @inline(__always) func claim(_ ith: Int) -> Range<Int>? {
+        #if os(Linux)
+        pthread_spin_lock(lock); defer { pthread_spin_unlock(lock) }
+        #else
+        lock.lock(); defer { lock.unlock() }
+        #endif
+        if front[ith] < back[ith] {
+            let lo = front[ith]
+            front[ith] = min(back[ith], lo + grain)
+            return lo ..< front[ith]
+        }
+        var victim = -1, most = 0
+        for v in 0 ..< parts where back[v] - front[v] > most { victim = v; most = back[v] - front[v] }
+        if victim < 0 { return nil }
+        let hi = back[victim]
+        back[victim] = max(front[victim], hi - grain)
+        return back[victim] ..< hi
     }
 }
