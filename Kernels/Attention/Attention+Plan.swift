@@ -97,13 +97,27 @@ extension Attention {
             let (s, i0, n) = plan.tile(ti)
             let tile = dst + (h * plan.paddedTokens + ti * bs) * D
             let first = src + (plan.starts[s] + i0) * ld + h * D
-            for j in 0 ..< bs {
-                if j < n {
-                    let row = first + j * ld
-                    for d in 0 ..< D { tile[d * bs + j] = row[d] }
-                } else {
-                    for d in 0 ..< D { tile[d * bs + j] = 0 }
+            // Register-block transposes (Transpose.swift) over whole vLanes x vLanes blocks
+            // (rows past n read as zero); leftover head-dimension columns one element at a time.
+            let dBlocks = bs % vLanes == 0 ? D / vLanes * vLanes : 0
+            var jb = 0
+            while jb < bs {
+                if jb < n {
+                    var db = 0
+                    while db < dBlocks {
+                        Transpose.native(first + jb * ld + db, lds: ld, rows: min(vLanes, n - jb)) { p, v in
+                            vstore(v, tile + (db + p) * bs + jb, 0)
+                        }
+                        db += vLanes
+                    }
+                } else if dBlocks > 0 {
+                    for d in 0 ..< dBlocks { (tile + d * bs + jb).update(repeating: 0, count: min(vLanes, bs - jb)) }
                 }
+                jb += dBlocks > 0 ? vLanes : bs
+            }
+            for j in 0 ..< bs {
+                let row = first + j * ld
+                for d in dBlocks ..< D { tile[d * bs + j] = j < n ? row[d] : 0 }
             }
         }
     }
