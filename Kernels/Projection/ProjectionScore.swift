@@ -8,13 +8,14 @@ import Foundation
 ///   signedMean_i = (1/k) Σ_j w_j p_ij                (HaloScope released code, before abs)
 ///   normalized_i = Σ_j p_ij² / ||x_i - μ||²          (fraction of the centred energy in span V; 0 when x_i = μ)
 ///
-/// One pass over X: the `RowDots` kernel centres tiles of 8 rows and multiplies them against the
-/// basis packed transposed (k rounded up to whole vectors; the panel, k·d floats, stays in L1/L2),
-/// then a cheap pass turns the n x k projections into scores (and re-reads a row only for its
-/// norm when `normalized` is asked for). Each projection is a sequential Float sum over the d
-/// coordinates, so results are bitwise identical for any worker count.
-/// Error: |p̂_ij - p_ij| <= (d + 1)·eps·Σ_t |x_it - μ_t|·|v_jt| (sequential Float dot product).
-/// Cost: 2·n·d·kPad flops (k rounded up to whole vectors); 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
+/// One pass over X: `RowDots.computeDirect` takes tiles of 4 rows against groups of 4 basis
+/// vectors with vectors along the d coordinates, centring in registers (the basis, k·d floats,
+/// stays in L1/L2), then a cheap pass turns the n x k projections into scores (and re-reads a
+/// row only for its norm when `normalized` is asked for). Each projection's summation order
+/// depends only on d, so results are bitwise identical for any worker count.
+/// Error: |p̂_ij - p_ij| <= (d / vLanes + log2(vLanes) + d mod vLanes + 2)·eps·Σ_t |x_it - μ_t|·|v_jt|
+/// (per-lane sequential sums, a halving tree across lanes, then the tail), within (d + 2)·eps.
+/// Cost: 2·n·d·k flops; 4·n·d bytes of X read (+ 4·k·d for V, 4·n per output).
 public enum ProjectionScore {
     /// Computes the requested outputs (any of `squared`, `signedMean`, `normalized`, and the raw
     /// projections `projections`, n x k row-major); nil outputs are skipped. Overwrites outputs.
@@ -35,8 +36,13 @@ public enum ProjectionScore {
         // Projections of every row first (n·k floats: 2 MB at n = 50000, k = 10), then the scores.
         let proj = projections ?? UnsafeMutablePointer<Float>.allocate(capacity: n * k)
         defer { if projections == nil { proj.deallocate() } }
-        RowDots.compute(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
-                        workers: workers)
+        if k <= RowDots.directMaxCount {
+            RowDots.computeDirect(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
+                                  workers: workers)
+        } else {
+            RowDots.compute(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
+                            workers: workers)
+        }
         if squared == nil && signedMean == nil && normalized == nil { return }
         let zeros = mean == nil ? [Float](repeating: 0, count: d) : []
         zeros.withUnsafeBufferPointer { zb in

@@ -33,7 +33,7 @@ final class ProjectionScoreTests: XCTestCase {
         let eps = Double(Float.ulpOfOne)
         for n in [1, 3, 4, 5, 13, 25] {
             for d in [1, 7, vLanes, 2 * vLanes + 3, 37] {
-                for k in [1, 3, 4, 5, 10, 17, 33] {
+                for k in [1, 3, 4, 5, 10, 12, 13, 17, 33] {
                     for centred in [false, true] {
                         let ldx = d + 2
                         let x = uniformFloats(n * ldx, &rng, in: -2 ... 2)
