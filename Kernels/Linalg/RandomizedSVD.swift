@@ -135,7 +135,7 @@ public enum RandomizedSVD {
             while r < block.rows {
                 let nb = min(chunkRows, block.rows - r)
                 let base = block.base + r * block.ld
-                RowDots.compute(x: base, rows: nb, cols: d, ldx: block.ld, mu: mu, basis: mt, count: l,
+                RowDots.computeDirect(x: base, rows: nb, cols: d, ldx: block.ld, mu: mu, basis: mt, count: l,
                                 out: yt + block.firstRow + r, rs: 1, cs: n, workers: workers)
                 after(base, nb, block.ld)
                 r += nb

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The direct form of `RowDots` for up to a dozen basis vectors (projection scores: k = 1...12),
+/// The direct form of `RowDots` for a few basis vectors (projection scores, randomized SVD products),
 /// where the broadcast tiles of `RowDots.compute` would pad k to whole vectors (k = 10 uses 16
 /// lanes, a third of the FMAs wasted). Here vectors run along the d coordinates of a row:
 /// a register tile is 2 rows x K basis vectors (K <= 12, a compile-time constant per call site, so
@@ -12,45 +12,67 @@ import Foundation
 /// grouping or worker count.
 /// Error: |p̂ - p| <= (d / vLanes + log2(vLanes) + (d mod vLanes) + 2)·eps·Σ_t |x_t - μ_t|·|b_t|.
 extension RowDots {
-    /// Largest basis count of the direct form (`ProjectionScore` falls back to `compute` above it).
-    package static let directMaxCount = 12
+    /// Basis vectors per pass over a pair of rows (2 x 12 accumulators of 32 registers).
+    package static let directGroup = 12
 
-    /// out[i·rs + j·cs] = <x_i - μ, b_j> for i < n, j < m <= 12, as `compute`, by the direct form.
+    /// out[i·rs + j·cs] = <x_i - μ, b_j> for i < n, j < m, as `compute`, by the direct form (basis
+    /// vectors in groups of 12, all groups of a pair of rows back to back).
     package static func computeDirect(x: UnsafePointer<Float>, rows n: Int, cols d: Int, ldx: Int, mu: UnsafePointer<Float>?,
                                       basis b: UnsafePointer<Float>, count m: Int, out: UnsafeMutablePointer<Float>,
                                       rs: Int, cs: Int, workers: Int?) {
-        precondition(n >= 0 && d >= 1 && m >= 1 && m <= directMaxCount && ldx >= d, "RowDots.computeDirect: bad shape")
+        precondition(n >= 0 && d >= 1 && m >= 1 && ldx >= d, "RowDots.computeDirect: bad shape")
         if n == 0 { return }
         let chunks = d / vLanes
         let zeros = mu == nil ? [Float](repeating: 0, count: d) : []
         Workspace.withScratch(floats: max(1, chunks * m * vLanes)) { packed in
-            // packed[(c·m + j)·vLanes + l] = b[j·d + c·vLanes + l]
-            for c in 0 ..< chunks {
-                for j in 0 ..< m { vstore(vload(b + j * d, c * vLanes), packed + (c * m + j) * vLanes, 0) }
+            // Groups of up to 12 basis vectors; group (j0, g) at packed + chunks·j0·vLanes holds
+            // [(c·g + j)·vLanes + l] = b[(j0 + j)·d + c·vLanes + l].
+            var j0 = 0
+            while j0 < m {
+                let g = min(directGroup, m - j0), dst = packed + chunks * j0 * vLanes
+                for c in 0 ..< chunks {
+                    for j in 0 ..< g { vstore(vload(b + (j0 + j) * d, c * vLanes), dst + (c * g + j) * vLanes, 0) }
+                }
+                j0 += g
             }
             zeros.withUnsafeBufferPointer { zb in
                 let mu = mu ?? zb.baseAddress!
                 let pairs = (n + 1) / 2
                 let pk = UnsafePointer(packed)
                 Parallel.run(workers: workers, maxUseful: max(1, n * d * m / (1 << 16))) { ith, nth in
-                    let range = Parallel.range(ith, of: nth, count: pairs)
-                    switch m {
-                    case 1: for p in range { pair12(p, BasisCount1.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 2: for p in range { pair12(p, BasisCount2.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 3: for p in range { pair12(p, BasisCount3.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 4: for p in range { pair12(p, BasisCount4.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 5: for p in range { pair12(p, BasisCount5.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 6: for p in range { pair12(p, BasisCount6.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 7: for p in range { pair12(p, BasisCount7.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 8: for p in range { pair12(p, BasisCount8.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 9: for p in range { pair12(p, BasisCount9.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 10: for p in range { pair12(p, BasisCount10.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 11: for p in range { pair12(p, BasisCount11.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    case 12: for p in range { pair12(p, BasisCount12.self, x, ldx, n, mu, pk, b, d, out, rs, cs) }
-                    default: preconditionFailure("unreachable")
+                    for p in Parallel.range(ith, of: nth, count: pairs) {
+                        // Every group while the pair's rows are still in L1/L2.
+                        var j0 = 0
+                        while j0 < m {
+                            let g = min(directGroup, m - j0)
+                            pairGroup(p, g, x, ldx, n, mu, pk + chunks * j0 * vLanes, b + j0 * d, d, out + j0 * cs, rs, cs)
+                            j0 += g
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// `pair12` for a run-time group size (a switch to the specialisations).
+    @inline(__always)
+    static func pairGroup(_ p: Int, _ g: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int, _ mu: UnsafePointer<Float>,
+                          _ packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int,
+                          _ out: UnsafeMutablePointer<Float>, _ rs: Int, _ cs: Int) {
+        switch g {
+        case 1: pair12(p, BasisCount1.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 2: pair12(p, BasisCount2.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 3: pair12(p, BasisCount3.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 4: pair12(p, BasisCount4.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 5: pair12(p, BasisCount5.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 6: pair12(p, BasisCount6.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 7: pair12(p, BasisCount7.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 8: pair12(p, BasisCount8.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 9: pair12(p, BasisCount9.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 10: pair12(p, BasisCount10.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 11: pair12(p, BasisCount11.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        case 12: pair12(p, BasisCount12.self, x, ldx, n, mu, packed, b, d, out, rs, cs)
+        default: preconditionFailure("RowDots.pairGroup: group of \(g)")
         }
     }
 

@@ -36,13 +36,8 @@ public enum ProjectionScore {
         // Projections of every row first (n·k floats: 2 MB at n = 50000, k = 10), then the scores.
         let proj = projections ?? UnsafeMutablePointer<Float>.allocate(capacity: n * k)
         defer { if projections == nil { proj.deallocate() } }
-        if k <= RowDots.directMaxCount {
-            RowDots.computeDirect(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
-                                  workers: workers)
-        } else {
-            RowDots.compute(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
-                            workers: workers)
-        }
+        RowDots.computeDirect(x: x, rows: n, cols: d, ldx: ldx, mu: mean, basis: basis, count: k, out: proj, rs: k, cs: 1,
+                              workers: workers)
         if squared == nil && signedMean == nil && normalized == nil { return }
         let zeros = mean == nil ? [Float](repeating: 0, count: d) : []
         zeros.withUnsafeBufferPointer { zb in
