@@ -68,42 +68,59 @@ extension GEMM {
     }
 
     /// y[j * incy] = alpha * sum_k W[k, j] * x[k] + beta * y[j * incy] for j in 0..<count.
+    /// Each worker owns a run of column blocks (4 vectors each) and a scratch row of running sums
+    /// (its columns: L2-sized at decode widths); rows are taken in chunks of 16, and within a
+    /// chunk every block of the worker's columns, so W streams as 16 sequential runs rather than as
+    /// one short piece per row at a stride of a whole row (which was page-hostile: 13-16 GB/s at
+    /// 576 x 49152). Every sum is still sequential over k, so results do not change with the chunking.
     static func gemvColumns(count: Int, k: Int, alpha: Float, w: UnsafePointer<Float>, ldw: Int,
                             x: UnsafePointer<Float>, incx: Int, beta: Float,
                             y: UnsafeMutablePointer<Float>, incy: Int, workers: Int?) {
-        // Column blocks of 8 vectors stay in registers while all k rows stream past.
-        let block = 8 * vLanes
+        let block = 4 * vLanes, rowChunk = 16
         let blocks = (count + block - 1) / block
         Parallel.run(workers: workers, maxUseful: blocks) { ith, nth in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { tmp in
-                let t = tmp.baseAddress!
-                for blk in Parallel.range(ith, of: nth, count: blocks) {
-                    let j0 = blk * block, width = min(block, count - j0)
-                    if width == block {
-                        var a0 = VFloat(), a1 = VFloat(), a2 = VFloat(), a3 = VFloat()
-                        var a4 = VFloat(), a5 = VFloat(), a6 = VFloat(), a7 = VFloat()
-                        var row = w + j0, xp = x
-                        for _ in 0 ..< k {
-                            let xv = VFloat(repeating: xp.pointee)
-                            fmadd(&a0, vload(row, 0), xv); fmadd(&a1, vload(row, vLanes), xv)
-                            fmadd(&a2, vload(row, 2 * vLanes), xv); fmadd(&a3, vload(row, 3 * vLanes), xv)
-                            fmadd(&a4, vload(row, 4 * vLanes), xv); fmadd(&a5, vload(row, 5 * vLanes), xv)
-                            fmadd(&a6, vload(row, 6 * vLanes), xv); fmadd(&a7, vload(row, 7 * vLanes), xv)
-                            row += ldw; xp += incx
-                        }
-                        vstore(a0, t, 0); vstore(a1, t, vLanes); vstore(a2, t, 2 * vLanes); vstore(a3, t, 3 * vLanes)
-                        vstore(a4, t, 4 * vLanes); vstore(a5, t, 5 * vLanes); vstore(a6, t, 6 * vLanes); vstore(a7, t, 7 * vLanes)
-                    } else {
-                        t.update(repeating: 0, count: width)
-                        var row = w + j0, xp = x
-                        for _ in 0 ..< k {
-                            let xv = xp.pointee
-                            for j in 0 ..< width { t[j] += row[j] * xv }
-                            row += ldw; xp += incx
+            let br = Parallel.range(ith, of: nth, count: blocks)
+            if br.isEmpty { return }
+            let jw = br.lowerBound * block, width = min(count, br.upperBound * block) - jw
+            Workspace.withScratch(floats: width) { acc in
+                acc.update(repeating: 0, count: width)
+                var k0 = 0
+                while k0 < k {
+                    let k1 = min(k, k0 + rowChunk)
+                    for blk in br {
+                        let j0 = blk * block, bw = min(block, count - j0), t = acc + (j0 - jw)
+                        if bw == block {
+                            var a0 = vload(t, 0), a1 = vload(t, vLanes), a2 = vload(t, 2 * vLanes), a3 = vload(t, 3 * vLanes)
+                            var row = w + k0 * ldw + j0, xp = x + k0 * incx
+                            for _ in k0 ..< k1 {
+                                let xv = VFloat(repeating: xp.pointee)
+                                fmadd(&a0, vload(row, 0), xv); fmadd(&a1, vload(row, vLanes), xv)
+                                fmadd(&a2, vload(row, 2 * vLanes), xv); fmadd(&a3, vload(row, 3 * vLanes), xv)
+                                row += ldw; xp += incx
+                            }
+                            vstore(a0, t, 0); vstore(a1, t, vLanes); vstore(a2, t, 2 * vLanes); vstore(a3, t, 3 * vLanes)
+                        } else {
+                            // The last, narrower block: whole vectors one at a time, then single columns.
+                            var j = 0
+                            while j + vLanes <= bw {
+                                var a = vload(t, j)
+                                var row = w + k0 * ldw + j0 + j, xp = x + k0 * incx
+                                for _ in k0 ..< k1 { fmadd(&a, vload(row, 0), VFloat(repeating: xp.pointee)); row += ldw; xp += incx }
+                                vstore(a, t, j)
+                                j += vLanes
+                            }
+                            while j < bw {
+                                var a = t[j]
+                                var row = w + k0 * ldw + j0 + j, xp = x + k0 * incx
+                                for _ in k0 ..< k1 { a += row.pointee * xp.pointee; row += ldw; xp += incx }
+                                t[j] = a
+                                j += 1
+                            }
                         }
                     }
-                    for j in 0 ..< width { store(t[j], y + (j0 + j) * incy, alpha, beta) }
+                    k0 = k1
                 }
+                for j in 0 ..< width { store(acc[j], y + (jw + j) * incy, alpha, beta) }
             }
         }
     }
