@@ -145,7 +145,7 @@ public enum QuantizedGEMV {
             if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
             pair += 1
         }
-        var total = (acc0 + acc1).sum()
+        var total = treeSum(acc0 + acc1)
         if blocks % 2 == 1 {
             let b = blocks - 1
             let p = row + 34 * b, x = xp + 32 * b
@@ -215,7 +215,7 @@ public enum QuantizedGEMV {
             mterm += scale(p, 2) * xsum[2 * pair] + scale(p, 22) * xsum[2 * pair + 1]
             pair += 1
         }
-        var total = (acc0 + acc1).sum()
+        var total = treeSum(acc0 + acc1)
         if blocks % 2 == 1 {
             let b = blocks - 1
             let p = row + 20 * b, x = xp + 32 * b
@@ -239,4 +239,12 @@ public enum QuantizedGEMV {
     #else
     @inline(__always) static var q4_1Quads: Bool { false }
     #endif
+
+    /// Sums by halving (the standard library's `.sum()` adds lane by lane: a dependent chain).
+    @inline(__always) static func treeSum(_ v: SIMD16<Float>) -> Float { treeSum(v.lowHalf + v.highHalf) }
+
+    @inline(__always) static func treeSum(_ v: SIMD8<Float>) -> Float {
+        let h = v.lowHalf + v.highHalf, q = h.lowHalf + h.highHalf
+        return q[0] + q[1]
+    }
 }
