@@ -23,6 +23,7 @@ done
 case "$rounds" in ''|*[!0-9]*|0) echo "run.sh: --rounds must be a positive integer, got '$rounds'" >&2; exit 2 ;; esac
 out=Benchmarks/Results/latest
 mkdir -p "$out"
+rm -f "$out"/*.r[0-9]*.json  # rounds of an earlier run must not mix into this one
 echo "== building kernel-bench (SAFETUNE_CPU=${SAFETUNE_CPU:-native}, release)" >&2
 SAFETUNE_CPU="${SAFETUNE_CPU:-native}" swift build -c release --product kernel-bench >&2
 bin="$(SAFETUNE_CPU="${SAFETUNE_CPU:-native}" swift build -c release --show-bin-path)/kernel-bench"
@@ -49,6 +50,5 @@ for script in "${scripts[@]}"; do
     [ -f "${files[0]}" ] || continue
     python3 Benchmarks/best_of.py "$out/$name.json" "${files[@]}" && peers+=("$out/$name.json")
 done
-rm -f "$out"/*.r[0-9]*.json.tmp
 echo
 python3 Benchmarks/compare.py "$out/ours.json" "${peers[@]+"${peers[@]}"}"
