@@ -63,4 +63,23 @@ final class ParallelTests: XCTestCase {
         }
         XCTAssertEqual(Set(nested), [1])
     }
+
+    /// forEach hands out every task exactly once whatever the count and worker count, also when
+    /// one worker's own range is slow and the others take tasks from it.
+    func testForEachRunsEveryTaskOnceWithStealing() {
+        for workers in 1 ... 4 {
+            for count in [1, 2, 3, 7, 16, 31, 64, 67] {
+                var hits = [Int](repeating: 0, count: count)
+                hits.withUnsafeMutableBufferPointer { h in
+                    let u = UInt(bitPattern: h.baseAddress!)
+                    Parallel.forEach(count, workers: workers) { t in
+                        // The first worker's range sleeps, so a second worker runs out first and steals.
+                        if t < count / max(1, workers) { usleep(200) }
+                        UnsafeMutablePointer<Int>(bitPattern: u)![t] += 1
+                    }
+                }
+                XCTAssertEqual(hits, [Int](repeating: 1, count: count), "workers \(workers) count \(count)")
+            }
+        }
+    }
 }
