@@ -1,9 +1,9 @@
 import Foundation
 
 /// The direct form of `RowDots` for a few basis vectors (projection scores, randomized SVD products),
-/// where the broadcast tiles of `RowDots.compute` would pad k to whole vectors (k = 10 uses 16
-/// lanes, a third of the FMAs wasted). Here vectors run along the d coordinates of a row:
-/// a register tile is 2 rows x K basis vectors (K <= 12, a compile-time constant per call site, so
+/// where broadcast tiles (basis vectors across the lanes, x broadcast) would pad k to whole vectors
+/// (k = 10 uses 16 lanes, a third of the FMAs wasted). Here vectors run along the d coordinates of a
+/// row: a register tile is 2 rows x K basis vectors (K <= 12, a compile-time constant per call site, so
 /// exactly 2K accumulators and no padding work), the basis packed chunk-interleaved so that one
 /// pointer with constant offsets reaches all K chunks (no register pressure from K pointers),
 /// centring in registers (x - μ, one subtraction per element). Each row is read once.
@@ -12,11 +12,16 @@ import Foundation
 /// grouping or worker count.
 /// Error: |p̂ - p| <= (d / vLanes + log2(vLanes) + (d mod vLanes) + 2)·eps·Σ_t |x_t - μ_t|·|b_t|.
 extension RowDots {
-    /// Basis vectors per pass over a pair of rows (2 x 12 accumulators of 32 registers).
+    /// Basis vectors per pass over a pair of rows: 2 x 12 accumulators of the 32 vector registers
+    /// of AVX-512 and arm64, 2 x 6 of the 16 of AVX2 and SSE builds (a larger group would spill).
+    #if KERNELS_AVX512 || arch(arm64)
     package static let directGroup = 12
+    #else
+    package static let directGroup = 6
+    #endif
 
     /// out[i·rs + j·cs] = <x_i - μ, b_j> for i < n, j < m, as `compute`, by the direct form (basis
-    /// vectors in groups of 12, all groups of a pair of rows back to back).
+    /// vectors in groups of `directGroup`, all groups of a pair of rows back to back).
     package static func computeDirect(x: UnsafePointer<Float>, rows n: Int, cols d: Int, ldx: Int, mu: UnsafePointer<Float>?,
                                       basis b: UnsafePointer<Float>, count m: Int, out: UnsafeMutablePointer<Float>,
                                       rs: Int, cs: Int, workers: Int?) {
@@ -25,7 +30,7 @@ extension RowDots {
         let chunks = d / vLanes
         let zeros = mu == nil ? [Float](repeating: 0, count: d) : []
         Workspace.withScratch(floats: max(1, chunks * m * vLanes)) { packed in
-            // Groups of up to 12 basis vectors; group (j0, g) at packed + chunks·j0·vLanes holds
+            // Groups of up to `directGroup` basis vectors; group (j0, g) at packed + chunks·j0·vLanes holds
             // [(c·g + j)·vLanes + l] = b[(j0 + j)·d + c·vLanes + l].
             var j0 = 0
             while j0 < m {
