@@ -169,12 +169,11 @@ public enum QuantizedGEMV {
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         var mterm: Float = 0, mterm2: Float = 0
+        var mq = SIMD4<Float>()
         var pair = 0
         if q4_1Quads {
             // Four blocks (80 bytes, 128 weights) per 16-lane step: half the instructions per byte of
             // the pair loop, which is what bounds this kernel (nibble extraction, not memory).
-            let hiF16 = SIMD16<Float>(lowHalf: hiF, highHalf: hiF)
-            let loF16 = 1 - hiF16
             var q0 = SIMD16<Float>(), q1 = SIMD16<Float>()
             var quad = 0
             while 4 * quad + 3 < blocks {
@@ -188,15 +187,16 @@ public enum QuantizedGEMV {
                 fmadd(&s0, nibbleLanes(w, 8), load16(x + 32)); fmadd(&s1, nibbleLanes(w, 12), load16(x + 48))
                 fmadd(&s0, nibbleLanes(w, 16), load16(x + 64)); fmadd(&s1, nibbleLanes(w, 20), load16(x + 80))
                 fmadd(&s0, nibbleLanes(w, 24), load16(x + 96)); fmadd(&s1, nibbleLanes(w, 28), load16(x + 112))
-                let dLo = SIMD16<Float>(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 40)))
-                let dHi = SIMD16<Float>(lowHalf: SIMD8<Float>(repeating: scale(p, 20)), highHalf: SIMD8<Float>(repeating: scale(p, 60)))
-                let d = loF16 * dLo + hiF16 * dHi
+                // The four blocks' (d, m) pairs in one conversion: lanes d0 m0 d1 m1 d2 m2 d3 m3.
+                let dm = quadScales(p)
+                let d = SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[2], dm[2], dm[2], dm[2],
+                                      dm[4], dm[4], dm[4], dm[4], dm[6], dm[6], dm[6], dm[6])
                 if quad & 1 == 0 { fmadd(&q0, d, s0 + s1) } else { fmadd(&q1, d, s0 + s1) }
-                mterm += scale(p, 2) * xsum[4 * quad] + scale(p, 22) * xsum[4 * quad + 1]
-                mterm2 += scale(p, 42) * xsum[4 * quad + 2] + scale(p, 62) * xsum[4 * quad + 3]
+                fmadd(&mq, SIMD4<Float>(dm[1], dm[3], dm[5], dm[7]), UnsafeRawPointer(xsum + 4 * quad).loadUnaligned(as: SIMD4<Float>.self))
                 quad += 1
             }
             let q = q0 + q1
+            mterm2 = (mq[0] + mq[1]) + (mq[2] + mq[3])
             acc0 = q.lowHalf
             acc1 = q.highHalf
             pair = 2 * quad
@@ -246,5 +246,17 @@ public enum QuantizedGEMV {
     @inline(__always) static func treeSum(_ v: SIMD8<Float>) -> Float {
         let h = v.lowHalf + v.highHalf, q = h.lowHalf + h.highHalf
         return q[0] + q[1]
+    }
+
+    /// The fp16 (d, m) pairs of four consecutive Q4_1 blocks (20 bytes apart) as Floats, converted
+    /// together (one `vcvtph2ps` instead of eight scalar conversions).
+    @inline(__always) static func quadScales(_ p: UnsafeRawPointer) -> SIMD8<Float> {
+        #if arch(x86_64) && !os(macOS)
+        let w = SIMD4<UInt32>(p.loadUnaligned(fromByteOffset: 0, as: UInt32.self), p.loadUnaligned(fromByteOffset: 20, as: UInt32.self),
+                              p.loadUnaligned(fromByteOffset: 40, as: UInt32.self), p.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
+        return SIMD8<Float>(unsafeBitCast(w, to: SIMD8<Float16>.self))
+        #else
+        return SIMD8<Float>(scale(p, 0), scale(p, 2), scale(p, 20), scale(p, 22), scale(p, 40), scale(p, 42), scale(p, 60), scale(p, 62))
+        #endif
     }
 }
