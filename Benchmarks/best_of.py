@@ -11,12 +11,7 @@ moment. The output records the rounds and every round's figure per case ("rounds
 """
 import json, os, sys, tempfile
 
-TIMING = {"iterations", "minNs", "medianNs", "p90Ns", "gflops", "gflopsPerCore", "gbps", "verified",
-          "cpuNsPerCall", "bound", "threads", "name", "tokensPerSecond", "seconds", "relErr", "rounds"}
-
-
-def key(r):
-    return (r["name"], tuple(sorted((k, str(v)) for k, v in r.items() if k not in TIMING)), r.get("threads"))
+from compare import key  # the same case identity as the side-by-side table (same directory)
 
 
 def metric(r):

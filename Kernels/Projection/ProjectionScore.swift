@@ -8,9 +8,9 @@ import Foundation
 ///   signedMean_i = (1/k) Σ_j w_j p_ij                (HaloScope released code, before abs)
 ///   normalized_i = Σ_j p_ij² / ||x_i - μ||²          (fraction of the centred energy in span V; 0 when x_i = μ)
 ///
-/// One pass over X: `RowDots.computeDirect` takes tiles of 4 rows against groups of 4 basis
-/// vectors with vectors along the d coordinates, centring in registers (the basis, k·d floats,
-/// stays in L1/L2), then a cheap pass turns the n x k projections into scores (and re-reads a
+/// One pass over X: `RowDots.computeDirect` takes pairs of rows against groups of basis vectors
+/// (12 with 32 vector registers, 6 with 16) with vectors along the d coordinates, centring in
+/// registers (the basis, k·d floats, stays in L1/L2), then a cheap pass turns the n x k projections into scores (and re-reads a
 /// row only for its norm when `normalized` is asked for). Each projection's summation order
 /// depends only on d, so results are bitwise identical for any worker count.
 /// Error: |p̂_ij - p_ij| <= (d / vLanes + log2(vLanes) + d mod vLanes + 2)·eps·Σ_t |x_it - μ_t|·|v_jt|

@@ -168,8 +168,8 @@ public enum QuantizedGEMV {
         let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
-        var mterm: Float = 0, mterm2: Float = 0
-        var mq = SIMD4<Float>()
+        var mterm: Float = 0
+        var mq = SIMD4<Float>()  // the quad loop's m·Σx terms, one lane per block of a quad
         var pair = 0
         if q4_1Quads {
             // Four blocks (80 bytes, 128 weights) per 16-lane step: half the instructions per byte of
@@ -196,7 +196,6 @@ public enum QuantizedGEMV {
                 quad += 1
             }
             let q = q0 + q1
-            mterm2 = (mq[0] + mq[1]) + (mq[2] + mq[3])
             acc0 = q.lowHalf
             acc1 = q.highHalf
             pair = 2 * quad
@@ -225,7 +224,7 @@ public enum QuantizedGEMV {
             total += scale(p, 0) * s.sum()
             mterm += scale(p, 2) * xsum[b]
         }
-        return total + (mterm + mterm2)
+        return total + (mterm + ((mq[0] + mq[1]) + (mq[2] + mq[3])))
     }
 
     @inline(__always) static func nibbleLanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
