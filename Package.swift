@@ -103,7 +103,7 @@ let package = Package(
                 swiftSettings: tuning),
         .target(name: "EvaluateTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/evaluate",
                 swiftSettings: tuning),
-        .target(name: "TrainJudgeTool", dependencies: ["SafetyTuning", "Llama", "Kernels", "RunSupport"], path: "Sources/Tools/train-judge",
+        .target(name: "TrainJudgeTool", dependencies: ["SafetyTuning", "Llama", "ModelFormats", "Kernels", "RunSupport"], path: "Sources/Tools/train-judge",
                 swiftSettings: tuning),
         .target(name: "SAPTool", dependencies: ["SafetyTuning", "Llama", "RunSupport"], path: "Sources/Tools/sap",
                 swiftSettings: tuning),

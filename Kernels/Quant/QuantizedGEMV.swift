@@ -5,10 +5,14 @@
 /// never written to memory, so the kernel is bound by the bandwidth of reading W.
 ///
 /// Register dequantization without widening conversions: a block's quants are loaded as 32-bit
-/// lanes and each byte (Q8_0) or nibble (Q4_1) position is isolated with a shift and a mask; OR-ing
-/// the exponent of 2^23 turns the small integer into the float 2^23 + q exactly, and one
-/// subtraction leaves q. Lane j then holds element 4j + i of the block, so x is permuted once per
-/// call to the same order (a dot product does not care about the order of its terms).
+/// lanes and each byte (Q8_0) or nibble (Q4_1) position is isolated *in place* and converted as a
+/// 32-bit integer (one `vcvtdq2ps`): a Q4_1 nibble at bit 4n becomes q·2^(4n), a Q8_0 byte moved to
+/// the top of the lane becomes q·2^24. The power of two is exact and cancels against x pre-scaled
+/// by 2^-4n (Q4_1, once per call) or against d·2^-24 (Q8_0), so every product q·x is the same
+/// Float as with q itself; this saves the shift, OR and subtraction per 16 weights that isolating
+/// the value and rebuilding it as a float took, which is what bounds the kernel. Lane j holds
+/// element 4j + i of the block, so x is permuted once per call to the same order (a dot product
+/// does not care about the order of its terms).
 public enum QuantizedGEMV {
     /// Supported weight types.
     public static func supports(_ type: GGMLType) -> Bool { type == .q8_0 || type == .q4_1 }
@@ -40,7 +44,15 @@ public enum QuantizedGEMV {
                 }
             case .q4_1:
                 Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
-                    for n in Parallel.range(ith, of: nth, count: rows) { y[n] = dotQ4_1(w + n * rowBytes, xp, xsum, blocks) }
+                    let range = Parallel.range(ith, of: nth, count: rows)
+                    var n = range.lowerBound
+                    if q4_1Quads {
+                        while n + 1 < range.upperBound {
+                            (y[n], y[n + 1]) = dotQ4_1(w + n * rowBytes, w + (n + 1) * rowBytes, xp, xsum, blocks)
+                            n += 2
+                        }
+                    }
+                    while n < range.upperBound { y[n] = dotQ4_1(w + n * rowBytes, xp, xsum, blocks); n += 1 }
                 }
             default:
                 preconditionFailure("unreachable")
@@ -53,7 +65,8 @@ public enum QuantizedGEMV {
     ///         odd last block b:      xp[32b + 8i + j]   = x[32b + 4j + i].
     ///   Q4_1, block quad (AVX-512):   xp[128q + 16n + L] = x[32(4q + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 16;
     ///         then block pairs:      xp[64p + 8n + L]   = x[32(2p + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 8;
-    ///         odd last block b:      xp[32b + 4n + j]   = x[32b + 4j + n/2 + 16(n%2)].
+    ///         odd last block b:      xp[32b + 4n + j]   = x[32b + 4j + n/2 + 16(n%2)];
+    ///         each Q4_1 entry times `nibbleScale(n)`, the inverse of the nibble's in-place weight.
     static func permute(_ type: GGMLType, _ x: UnsafePointer<Float>, into xp: UnsafeMutablePointer<Float>,
                         sums: UnsafeMutablePointer<Float>, blocks: Int) {
         let pairs = blocks / 2
@@ -74,17 +87,17 @@ public enum QuantizedGEMV {
             let quads = q4_1Quads ? blocks / 4 : 0
             for q in 0 ..< quads {
                 for n in 0 ..< 8 {
-                    for L in 0 ..< 16 { xp[128 * q + 16 * n + L] = x[32 * (4 * q + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] }
+                    for L in 0 ..< 16 { xp[128 * q + 16 * n + L] = x[32 * (4 * q + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] * nibbleScale(n) }
                 }
             }
             for p in 2 * quads ..< pairs {
                 for n in 0 ..< 8 {
-                    for L in 0 ..< 8 { xp[64 * p + 8 * n + L] = x[32 * (2 * p + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] }
+                    for L in 0 ..< 8 { xp[64 * p + 8 * n + L] = x[32 * (2 * p + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] * nibbleScale(n) }
                 }
             }
             if blocks % 2 == 1 {
                 let b = blocks - 1
-                for n in 0 ..< 8 { for j in 0 ..< 4 { xp[32 * b + 4 * n + j] = x[32 * b + 4 * j + n / 2 + 16 * (n % 2)] } }
+                for n in 0 ..< 8 { for j in 0 ..< 4 { xp[32 * b + 4 * n + j] = x[32 * b + 4 * j + n / 2 + 16 * (n % 2)] * nibbleScale(n) } }
             }
         }
     }
@@ -109,24 +122,34 @@ public enum QuantizedGEMV {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
     }
 
-    /// Signed byte at bit `shift` of every lane, as Float: (byte ^ 0x80) + 2^23 exactly, minus 2^23 + 128.
-    @inline(__always) static func int8Lanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
-        let bits = ((w &>> shift) & 0xFF) ^ 0x4B00_0080
-        return unsafeBitCast(bits, to: SIMD16<Float>.self) - 8_388_736
+    /// Signed byte `i` of every lane moved to the top byte, as Float: q·2^24 exactly.
+    @inline(__always) static func int8Lanes(_ w: SIMD16<UInt32>, _ i: Int) -> SIMD16<Float> {
+        let top = i == 3 ? w & 0xFF00_0000 : i == 0 ? w &<< 24 : (w &<< UInt32(24 - 8 * i)) & 0xFF00_0000
+        return floatLanes(SIMD16<Int32>(truncatingIfNeeded: top))
     }
-    @inline(__always) static func int8Lanes(_ w: SIMD8<UInt32>, _ shift: UInt32) -> SIMD8<Float> {
-        let bits = ((w &>> shift) & 0xFF) ^ 0x4B00_0080
-        return unsafeBitCast(bits, to: SIMD8<Float>.self) - 8_388_736
+    @inline(__always) static func int8Lanes(_ w: SIMD8<UInt32>, _ i: Int) -> SIMD8<Float> {
+        let top = i == 3 ? w & 0xFF00_0000 : i == 0 ? w &<< 24 : (w &<< UInt32(24 - 8 * i)) & 0xFF00_0000
+        return floatLanes(SIMD8<Int32>(truncatingIfNeeded: top))
     }
-    /// Nibble at bit `shift` of every lane, as Float (0...15).
-    @inline(__always) static func nibbleLanes(_ w: SIMD8<UInt32>, _ shift: UInt32) -> SIMD8<Float> {
-        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
-        return unsafeBitCast(bits, to: SIMD8<Float>.self) - 8_388_608
+    /// Q8_0's in-place factor, folded into the block scale.
+    @inline(__always) static var int8Scale: Float { 0x1p-24 }
+
+    /// Nibble `n` (bits 4n..<4n+4) of every lane, as Float q·2^(4n) without moving it (n < 7), or
+    /// q·2^24 after a 4-bit shift (n = 7: the top nibble would not fit a positive Int32).
+    @inline(__always) static func nibbleLanes(_ w: SIMD16<UInt32>, _ n: Int) -> SIMD16<Float> {
+        let v = n == 7 ? (w &>> 4) & 0x0F00_0000 : w & (0xF &<< UInt32(4 * n))
+        return floatLanes(SIMD16<Int32>(truncatingIfNeeded: v))
     }
-    @inline(__always) static func nibbleLanes(_ w: SIMD4<UInt32>, _ shift: UInt32) -> SIMD4<Float> {
-        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
-        return unsafeBitCast(bits, to: SIMD4<Float>.self) - 8_388_608
+    @inline(__always) static func nibbleLanes(_ w: SIMD8<UInt32>, _ n: Int) -> SIMD8<Float> {
+        let v = n == 7 ? (w &>> 4) & 0x0F00_0000 : w & (0xF &<< UInt32(4 * n))
+        return floatLanes(SIMD8<Int32>(truncatingIfNeeded: v))
     }
+    @inline(__always) static func nibbleLanes(_ w: SIMD4<UInt32>, _ n: Int) -> SIMD4<Float> {
+        let v = n == 7 ? (w &>> 4) & 0x0F00_0000 : w & (0xF &<< UInt32(4 * n))
+        return floatLanes(SIMD4<Int32>(truncatingIfNeeded: v))
+    }
+    /// The inverse of `nibbleLanes`' factor for nibble n, applied to x once per call.
+    @inline(__always) static func nibbleScale(_ n: Int) -> Float { Float(sign: .plus, exponent: -4 * min(n, 6), significand: 1) }
 
     /// Σ_b d_b · Σ_j q_bj · x_bj over one Q8_0 row (two blocks per 16-lane step).
     @inline(__always)
@@ -138,10 +161,10 @@ public enum QuantizedGEMV {
             // Block 2p's quants are bytes 2..<34, block 2p+1's are 36..<68: one 8-lane half each.
             let w = SIMD16(lowHalf: p.advanced(by: 2).loadUnaligned(as: SIMD8<UInt32>.self),
                            highHalf: p.advanced(by: 36).loadUnaligned(as: SIMD8<UInt32>.self))
-            var s0 = int8Lanes(w, 0) * load16(x), s1 = int8Lanes(w, 8) * load16(x + 16)
-            fmadd(&s0, int8Lanes(w, 16), load16(x + 32))
-            fmadd(&s1, int8Lanes(w, 24), load16(x + 48))
-            let d = SIMD16(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 34)))
+            var s0 = int8Lanes(w, 0) * load16(x), s1 = int8Lanes(w, 1) * load16(x + 16)
+            fmadd(&s0, int8Lanes(w, 2), load16(x + 32))
+            fmadd(&s1, int8Lanes(w, 3), load16(x + 48))
+            let d = SIMD16(lowHalf: SIMD8<Float>(repeating: scale(p, 0)), highHalf: SIMD8<Float>(repeating: scale(p, 34))) * int8Scale
             if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
             pair += 1
         }
@@ -151,85 +174,138 @@ public enum QuantizedGEMV {
             let p = row + 34 * b, x = xp + 32 * b
             let w = p.advanced(by: 2).loadUnaligned(as: SIMD8<UInt32>.self)
             var s = int8Lanes(w, 0) * load8(x)
-            fmadd(&s, int8Lanes(w, 8), load8(x + 8))
-            fmadd(&s, int8Lanes(w, 16), load8(x + 16))
-            fmadd(&s, int8Lanes(w, 24), load8(x + 24))
-            total += scale(p, 0) * s.sum()
+            fmadd(&s, int8Lanes(w, 1), load8(x + 8))
+            fmadd(&s, int8Lanes(w, 2), load8(x + 16))
+            fmadd(&s, int8Lanes(w, 3), load8(x + 24))
+            total += scale(p, 0) * int8Scale * s.sum()
         }
         return total
     }
 
-    /// Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) over one Q4_1 row (two blocks per 8-lane step).
+    /// Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) over one Q4_1 row. On the 512-bit path a lone
+    /// row runs as a pair with itself, so a row's result never depends on which row it was paired
+    /// with (the pairing follows the workers' row ranges; results must not).
     @inline(__always)
     static func dotQ4_1(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                         _ blocks: Int) -> Float {
-        // Lane blends as bit masks (`replacing(with:where:)` with a constant mask compiles to a loop;
-        // building the vector from two 4-lane halves made the compiler split all the arithmetic).
+        q4_1Quads ? dotQ4_1(row, row, xp, xsum, blocks).0 : dotQ4_1Tail(row, xp, xsum, blocks, from: 0)
+    }
+
+    /// Two Q4_1 rows at once (the 512-bit path): each x vector loaded once serves both rows; four
+    /// blocks per 16-lane step, then one step with a block pair of each row in one half.
+    @inline(__always)
+    static func dotQ4_1(_ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ xp: UnsafePointer<Float>,
+                        _ xsum: UnsafePointer<Float>, _ blocks: Int) -> (Float, Float) {
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), mq0 = SIMD4<Float>(), mq1 = SIMD4<Float>()
+        let quads = blocks / 4
+        for quad in 0 ..< quads {
+            let x = xp + 128 * quad, p0 = row0 + 80 * quad, p1 = row1 + 80 * quad
+            let w0 = quadQuants(p0), w1 = quadQuants(p1)
+            var s0 = nibbleLanes(w0, 0) * load16(x), t0 = nibbleLanes(w1, 0) * load16(x)
+            var s1 = nibbleLanes(w0, 1) * load16(x + 16), t1 = nibbleLanes(w1, 1) * load16(x + 16)
+            for n in stride(from: 2, to: 8, by: 2) {
+                let xa = load16(x + 16 * n), xb = load16(x + 16 * n + 16)
+                fmadd(&s0, nibbleLanes(w0, n), xa); fmadd(&t0, nibbleLanes(w1, n), xa)
+                fmadd(&s1, nibbleLanes(w0, n + 1), xb); fmadd(&t1, nibbleLanes(w1, n + 1), xb)
+            }
+            let sums = UnsafeRawPointer(xsum + 4 * quad).loadUnaligned(as: SIMD4<Float>.self)
+            let dm0 = quadScales(p0), dm1 = quadScales(p1)
+            fmadd(&acc0, quadD(dm0), s0 + s1); fmadd(&acc1, quadD(dm1), t0 + t1)
+            fmadd(&mq0, quadM(dm0), sums); fmadd(&mq1, quadM(dm1), sums)
+        }
+        var done = 4 * quads
+        if done + 2 <= blocks {
+            // Blocks (b, b+1) of row 0 in lanes 0..<8, of row 1 in lanes 8..<16 (pair-permuted x, twice).
+            let b = done, x = xp + 32 * b, p0 = row0 + 20 * b, p1 = row1 + 20 * b
+            let w = SIMD16<UInt32>(lowHalf: pairQuants(p0), highHalf: pairQuants(p1))
+            var s0 = nibbleLanes(w, 0) * twice(x), s1 = nibbleLanes(w, 1) * twice(x + 8)
+            for n in stride(from: 2, to: 8, by: 2) {
+                fmadd(&s0, nibbleLanes(w, n), twice(x + 8 * n)); fmadd(&s1, nibbleLanes(w, n + 1), twice(x + 8 * n + 8))
+            }
+            let dm = pairScales(p0, p1)  // d0a m0a d0b m0b d1a m1a d1b m1b
+            let t = quadD(dm) * (s0 + s1)
+            acc0 += SIMD16(lowHalf: t.lowHalf, highHalf: SIMD8())
+            acc1 += SIMD16(lowHalf: t.highHalf, highHalf: SIMD8())
+            let sums = SIMD4<Float>(xsum[b], xsum[b + 1], 0, 0)
+            fmadd(&mq0, SIMD4(dm[1], dm[3], 0, 0), sums); fmadd(&mq1, SIMD4(dm[5], dm[7], 0, 0), sums)
+            done += 2
+        }
+        let tail0 = dotQ4_1Tail(row0, xp, xsum, blocks, from: done), tail1 = dotQ4_1Tail(row1, xp, xsum, blocks, from: done)
+        return (treeSum(acc0) + ((mq0[0] + mq0[1]) + (mq0[2] + mq0[3])) + tail0,
+                treeSum(acc1) + ((mq1[0] + mq1[1]) + (mq1[2] + mq1[3])) + tail1)
+    }
+
+    @inline(__always) static func twice(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        let v = load8(p)
+        return SIMD16(lowHalf: v, highHalf: v)
+    }
+
+    /// The quants of blocks b, b+1 (`p` at block b): block b's 16 bytes in lanes 0..<4, b+1's in 4..<8.
+    @inline(__always) static func pairQuants(_ p: UnsafeRawPointer) -> SIMD8<UInt32> {
+        SIMD8(lowHalf: p.loadUnaligned(fromByteOffset: 4, as: SIMD4<UInt32>.self),
+              highHalf: p.loadUnaligned(fromByteOffset: 24, as: SIMD4<UInt32>.self))
+    }
+
+    /// (d, m) of blocks b, b+1 of two rows, in `quadScales`' order.
+    @inline(__always) static func pairScales(_ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer) -> SIMD8<Float> {
+        #if arch(x86_64) && !os(macOS)
+        let w = SIMD4<UInt32>(p0.loadUnaligned(fromByteOffset: 0, as: UInt32.self), p0.loadUnaligned(fromByteOffset: 20, as: UInt32.self),
+                              p1.loadUnaligned(fromByteOffset: 0, as: UInt32.self), p1.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
+        return SIMD8<Float>(unsafeBitCast(w, to: SIMD8<Float16>.self))
+        #else
+        return SIMD8<Float>(scale(p0, 0), scale(p0, 2), scale(p0, 20), scale(p0, 22), scale(p1, 0), scale(p1, 2), scale(p1, 20), scale(p1, 22))
+        #endif
+    }
+
+    /// The quants of four blocks as 16 lanes: block i's 16 bytes (offset 20i + 4) in lanes 4i..<4i+4.
+    @inline(__always) static func quadQuants(_ p: UnsafeRawPointer) -> SIMD16<UInt32> {
+        // Four 16-byte loads inserted into one register (bit-mask blends of overlapping 32-byte
+        // loads compiled to masked broadcasts and mask-register shuffles once two rows interleave).
+        SIMD16<UInt32>(lowHalf: SIMD8(lowHalf: p.loadUnaligned(fromByteOffset: 4, as: SIMD4<UInt32>.self),
+                                      highHalf: p.loadUnaligned(fromByteOffset: 24, as: SIMD4<UInt32>.self)),
+                       highHalf: SIMD8(lowHalf: p.loadUnaligned(fromByteOffset: 44, as: SIMD4<UInt32>.self),
+                                       highHalf: p.loadUnaligned(fromByteOffset: 64, as: SIMD4<UInt32>.self)))
+    }
+    /// d of each block of a quad, spread over its four lanes (from `quadScales`' d0 m0 d1 m1 ... order).
+    @inline(__always) static func quadD(_ dm: SIMD8<Float>) -> SIMD16<Float> {
+        SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[2], dm[2], dm[2], dm[2], dm[4], dm[4], dm[4], dm[4], dm[6], dm[6], dm[6], dm[6])
+    }
+    @inline(__always) static func quadM(_ dm: SIMD8<Float>) -> SIMD4<Float> { SIMD4<Float>(dm[1], dm[3], dm[5], dm[7]) }
+
+    /// Blocks `from`..< of a Q4_1 row: two blocks per 8-lane step, then an odd last block.
+    @inline(__always)
+    static func dotQ4_1Tail(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                            _ blocks: Int, from first: Int) -> Float {
         let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
         var mterm: Float = 0
-        var mq = SIMD4<Float>()  // the quad loop's m·Σx terms, one lane per block of a quad
-        var pair = 0
-        if q4_1Quads {
-            // Four blocks (80 bytes, 128 weights) per 16-lane step: half the instructions per byte of
-            // the pair loop, which is what bounds this kernel (nibble extraction, not memory).
-            var q0 = SIMD16<Float>(), q1 = SIMD16<Float>()
-            var quad = 0
-            while 4 * quad + 3 < blocks {
-                let p = row + 80 * quad, x = xp + 128 * quad
-                let wa: SIMD8<UInt32> = (p.advanced(by: 4).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
-                    | (p.advanced(by: 8).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
-                let wb: SIMD8<UInt32> = (p.advanced(by: 44).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
-                    | (p.advanced(by: 48).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
-                let w = SIMD16<UInt32>(lowHalf: wa, highHalf: wb)
-                var s0 = nibbleLanes(w, 0) * load16(x), s1 = nibbleLanes(w, 4) * load16(x + 16)
-                fmadd(&s0, nibbleLanes(w, 8), load16(x + 32)); fmadd(&s1, nibbleLanes(w, 12), load16(x + 48))
-                fmadd(&s0, nibbleLanes(w, 16), load16(x + 64)); fmadd(&s1, nibbleLanes(w, 20), load16(x + 80))
-                fmadd(&s0, nibbleLanes(w, 24), load16(x + 96)); fmadd(&s1, nibbleLanes(w, 28), load16(x + 112))
-                // The four blocks' (d, m) pairs in one conversion: lanes d0 m0 d1 m1 d2 m2 d3 m3.
-                let dm = quadScales(p)
-                let d = SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[2], dm[2], dm[2], dm[2],
-                                      dm[4], dm[4], dm[4], dm[4], dm[6], dm[6], dm[6], dm[6])
-                if quad & 1 == 0 { fmadd(&q0, d, s0 + s1) } else { fmadd(&q1, d, s0 + s1) }
-                fmadd(&mq, SIMD4<Float>(dm[1], dm[3], dm[5], dm[7]), UnsafeRawPointer(xsum + 4 * quad).loadUnaligned(as: SIMD4<Float>.self))
-                quad += 1
-            }
-            let q = q0 + q1
-            acc0 = q.lowHalf
-            acc1 = q.highHalf
-            pair = 2 * quad
-        }
+        var pair = first / 2
         while 2 * pair + 1 < blocks {
             let p = row + 40 * pair, x = xp + 64 * pair
             // Block 2p's nibbles are bytes 4..<20, block 2p+1's are 24..<40.
             let w = (p.advanced(by: 4).loadUnaligned(as: SIMD8<UInt32>.self) & ~upper)
                 | (p.advanced(by: 8).loadUnaligned(as: SIMD8<UInt32>.self) & upper)
-            var s0 = nibbleLanes(w, 0) * load8(x), s1 = nibbleLanes(w, 4) * load8(x + 8)
-            fmadd(&s0, nibbleLanes(w, 8), load8(x + 16)); fmadd(&s1, nibbleLanes(w, 12), load8(x + 24))
-            fmadd(&s0, nibbleLanes(w, 16), load8(x + 32)); fmadd(&s1, nibbleLanes(w, 20), load8(x + 40))
-            fmadd(&s0, nibbleLanes(w, 24), load8(x + 48)); fmadd(&s1, nibbleLanes(w, 28), load8(x + 56))
+            var s0 = nibbleLanes(w, 0) * load8(x), s1 = nibbleLanes(w, 1) * load8(x + 8)
+            fmadd(&s0, nibbleLanes(w, 2), load8(x + 16)); fmadd(&s1, nibbleLanes(w, 3), load8(x + 24))
+            fmadd(&s0, nibbleLanes(w, 4), load8(x + 32)); fmadd(&s1, nibbleLanes(w, 5), load8(x + 40))
+            fmadd(&s0, nibbleLanes(w, 6), load8(x + 48)); fmadd(&s1, nibbleLanes(w, 7), load8(x + 56))
             let d = loF * scale(p, 0) + hiF * scale(p, 20)
             if pair & 1 == 0 { fmadd(&acc0, d, s0 + s1) } else { fmadd(&acc1, d, s0 + s1) }
             mterm += scale(p, 2) * xsum[2 * pair] + scale(p, 22) * xsum[2 * pair + 1]
             pair += 1
         }
         var total = treeSum(acc0 + acc1)
-        if blocks % 2 == 1 {
+        if blocks % 2 == 1 && first < blocks {
             let b = blocks - 1
             let p = row + 20 * b, x = xp + 32 * b
             let w = p.advanced(by: 4).loadUnaligned(as: SIMD4<UInt32>.self)
             var s = nibbleLanes(w, 0) * load4(x)
-            for n in 1 ..< 8 { fmadd(&s, nibbleLanes(w, UInt32(4 * n)), load4(x + 4 * n)) }
+            for n in 1 ..< 8 { fmadd(&s, nibbleLanes(w, n), load4(x + 4 * n)) }
             total += scale(p, 0) * s.sum()
             mterm += scale(p, 2) * xsum[b]
         }
-        return total + (mterm + ((mq[0] + mq[1]) + (mq[2] + mq[3])))
-    }
-
-    @inline(__always) static func nibbleLanes(_ w: SIMD16<UInt32>, _ shift: UInt32) -> SIMD16<Float> {
-        let bits = ((w &>> shift) & 0xF) | 0x4B00_0000
-        return unsafeBitCast(bits, to: SIMD16<Float>.self) - 8_388_608
+        return total + mterm
     }
 
     /// Q4_1 rows run four blocks per step where the vector file is 512 bits wide.

@@ -100,3 +100,27 @@ public func horizontalSum(_ v: VFloat) -> Float {
     let c = b.lowHalf + b.highHalf
     return c[0] + c[1]
 }
+
+// Int32 lanes to Float (one `vcvtdq2ps`). Written as a lane loop that LLVM vectorises because the
+// standard library's `SIMD16<Float>(SIMD16<Int32>)` is not inlined into hot loops: it becomes a call
+// that splits the vector into four xmm registers and back.
+@inline(__always)
+func floatLanes(_ v: SIMD16<Int32>) -> SIMD16<Float> {
+    var r = SIMD16<Float>()
+    for i in 0 ..< 16 { r[i] = Float(v[i]) }
+    return r
+}
+
+@inline(__always)
+func floatLanes(_ v: SIMD8<Int32>) -> SIMD8<Float> {
+    var r = SIMD8<Float>()
+    for i in 0 ..< 8 { r[i] = Float(v[i]) }
+    return r
+}
+
+@inline(__always)
+func floatLanes(_ v: SIMD4<Int32>) -> SIMD4<Float> {
+    var r = SIMD4<Float>()
+    for i in 0 ..< 4 { r[i] = Float(v[i]) }
+    return r
+}

@@ -233,6 +233,79 @@ final class EvaluationTests: XCTestCase {
         XCTAssertThrowsError(try JudgeFile.load(path))
     }
 
+    // MARK: - Judge features from several blocks
+
+    func testFeaturesConcatenateTheListedBlocksInOrder() {
+        let byBlock: [Int: [Float]] = [1: [1, 2, 3, 4, 5, 6], 2: [10, 20, 30, 40, 50, 60]]  // 2 rows of width 3
+        XCTAssertEqual(JudgeEmbeddingSpec.features(byBlock, blocks: [2, 1], rows: 2, width: 3), [10, 20, 30, 1, 2, 3, 40, 50, 60, 4, 5, 6])
+        XCTAssertEqual(JudgeEmbeddingSpec.features(byBlock, blocks: [1], rows: 2, width: 3), byBlock[1]!)
+        var spec = JudgeEmbeddingSpec(block: 4)
+        XCTAssertEqual(spec.featureBlocks, [4])
+        spec.setFeatureBlocks([7, 3])
+        XCTAssertEqual(spec.block, 7)
+        XCTAssertEqual(spec.featureBlocks, [7, 3])
+    }
+
+    /// The planted rule lives in block 2's states only; block 1 is noise. Selection (on an inner
+    /// split of the training rows) must prefer a candidate that contains block 2, and the
+    /// concatenated fit must weigh block 2's half.
+    func testTrainerChoosesAmongBlockSetsByValidation() throws {
+        let n = 600, d = 6
+        let p = Self.planted(n: n, d: d, seed: 21)
+        var rng = SeededRNG(seed: 22)
+        let noise = (0 ..< n * d).map { _ in Float(rng.normal()) }
+        let prompts = (0 ..< n).map { "prompt \($0)" }
+        let r = try JudgeTrainer.train(byBlock: [1: noise, 2: p.x], width: d, candidates: [[1], [2], [1, 2]], labels: p.y, prompts: prompts,
+                                       train: [Bool](repeating: true, count: n), l2Grid: [0.01], seed: 0)
+        XCTAssertEqual(r.candidates.count, 3)
+        XCTAssertTrue(r.blocks.contains(2), "chose \(r.blocks)")
+        let loss = Dictionary(uniqueKeysWithValues: r.candidates.map { ($0.blocks, $0.validationLogLoss) })
+        XCTAssertLessThan(loss[[2]]!, loss[[1]]! - 0.1, "the signal block validates far better than noise")
+        XCTAssertEqual(r.fit.model.dimension, d * r.blocks.count)
+        if r.blocks == [1, 2] {
+            let w = r.fit.model.weights
+            XCTAssertGreaterThan(w[d...].map(abs).reduce(0, +), 3 * w[..<d].map(abs).reduce(0, +))
+        }
+    }
+
+    func testJudgeOnSeveralBlocksScoresTheConcatenatedStates() throws {
+        let modelPath = try Self.tinyModelPath("multi")
+        defer { try? FileManager.default.removeItem(atPath: modelPath) }
+        let m = try LlamaLoader.load(modelPath)
+        let C = m.model.config.hiddenSize
+        var f = Self.judgeFile(for: m, seed: 8)
+        f.embedding.setFeatureBlocks([2, 1])
+        var rng = SeededRNG(seed: 9)
+        f.classifier = LogisticModel(mean: (0 ..< 2 * C).map { _ in rng.normal() * 0.01 }, scale: (0 ..< 2 * C).map { _ in 0.5 + abs(rng.normal()) },
+                                     weights: (0 ..< 2 * C).map { _ in rng.normal() }, bias: -0.2)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("judge-multi-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try f.encoded().write(to: URL(fileURLWithPath: path))
+        let back = try JudgeFile.load(path)
+        XCTAssertEqual(back, f)
+        XCTAssertEqual(back.embedding.featureBlocks, [2, 1])
+
+        let prompts = ["how do I bake bread", "tell me a joke"], answers = ["Mix flour and water, then bake.", "Why did the chicken cross the road?"]
+        let verdicts = try HarmJudge(file: back).judge(prompts: prompts, answers: answers, model: m)
+        let e = try HarmJudge.embed(prompts: prompts, answers: answers, spec: back.embedding, model: m, blocks: [1, 2])
+        for i in 0 ..< 2 {
+            let x = (e.byBlock[2]![(i * C) ..< ((i + 1) * C)] + e.byBlock[1]![(i * C) ..< ((i + 1) * C)]).map(Double.init)
+            var t = back.classifier.bias
+            for j in 0 ..< 2 * C { t += back.classifier.weights[j] * (x[j] - back.classifier.mean[j]) / back.classifier.scale[j] }
+            XCTAssertEqual(try XCTUnwrap(verdicts[i].probability), LogisticRegression.sigmoid(t), accuracy: 1e-12)
+        }
+
+        // A classifier as wide as one block does not fit a two-block spec; a block past the model is refused.
+        var narrow = f
+        narrow.classifier = Self.judgeFile(for: m, seed: 8).classifier
+        try narrow.encoded().write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("\(2 * C) wide"), "\(e)") }
+        var deep = f
+        deep.embedding.setFeatureBlocks([2, 3])
+        try deep.encoded().write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("blocks [2, 3] of 2"), "\(e)") }
+    }
+
     func testPromptSplitIsDeterministicGroupedAndNearTheFraction() {
         let prompts = (0 ..< 4000).map { "prompt number \($0)" }
         let held = prompts.filter { PromptSplit.isHeldOut($0, seed: 0, fraction: 0.25) }.count

@@ -28,9 +28,12 @@ public struct ModelIdentity: Codable, Equatable, Sendable {
 
 /// How the judge turns (prompt, answer) into a feature vector: texts clipped to a number of
 /// characters (training answers are long, generated ones short; clipping makes them alike and
-/// bounds the cost), rendered with the model's chat template, residual stream after `block` at `position`.
+/// bounds the cost), rendered with the model's chat template, residual stream after `block` at
+/// `position`, or the concatenation of the residual streams after each of `blocks` (in that order)
+/// when the file lists several (older judge files have only `block`).
 public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
     public var block: Int
+    public var blocks: [Int]?
     public var position: String
     public var maxPromptCharacters: Int
     public var maxResponseCharacters: Int
@@ -43,6 +46,28 @@ public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
     }
 
     public var embeddingPosition: EmbeddingPosition? { EmbeddingPosition(rawValue: position) }
+
+    /// The blocks whose states make the feature vector, in order.
+    public var featureBlocks: [Int] { blocks ?? [block] }
+
+    /// Sets the feature blocks (`block` keeps the first, for readers of the older field).
+    public mutating func setFeatureBlocks(_ b: [Int]) {
+        precondition(!b.isEmpty, "JudgeEmbeddingSpec: no blocks")
+        block = b[0]; blocks = b.count > 1 ? b : nil
+    }
+
+    /// Features of every row: the listed blocks' states side by side, (rows, width · blocks.count).
+    public static func features(_ byBlock: [Int: [Float]], blocks: [Int], rows: Int, width: Int) -> [Float] {
+        if blocks.count == 1 { return byBlock[blocks[0]]! }
+        let parts = blocks.map { byBlock[$0]! }, d = width * blocks.count
+        var out = [Float](repeating: 0, count: rows * d)
+        for r in 0 ..< rows {
+            for (k, part) in parts.enumerated() {
+                for j in 0 ..< width { out[r * d + k * width + j] = part[r * width + j] }
+            }
+        }
+        return out
+    }
 
     /// The sample the judge embeds for one (prompt, answer).
     public func sample(prompt: String, answer: String) -> Sample {
@@ -99,16 +124,21 @@ public struct JudgeFile: Codable, Equatable, Sendable {
             throw DatasetError("\(path) is not a judge file (\(JudgeFile.formatName)): \(Self.describe(error))")
         }
         guard f.format == formatName else { throw DatasetError("\(path): format '\(f.format)', expected '\(formatName)'") }
-        let dim = f.model.hiddenSize, c = f.classifier
+        guard !f.embedding.featureBlocks.isEmpty, f.embedding.featureBlocks.count <= f.model.layers else {
+            throw DatasetError("\(path): embedding.blocks must list 1...\(f.model.layers) blocks")
+        }
+        let dim = f.model.hiddenSize * f.embedding.featureBlocks.count, c = f.classifier
         guard c.weights.count == dim, c.mean.count == dim, c.scale.count == dim else {
-            throw DatasetError("\(path): classifier has \(c.weights.count) weights, \(c.mean.count) means, \(c.scale.count) scales; the model width is \(dim)")
+            throw DatasetError("\(path): classifier has \(c.weights.count) weights, \(c.mean.count) means, \(c.scale.count) scales; "
+                               + "the features are \(dim) wide (model width \(f.model.hiddenSize) x \(f.embedding.featureBlocks.count) blocks)")
         }
         guard (c.weights + c.mean + c.scale + [c.bias, f.threshold]).allSatisfy(\.isFinite), c.scale.allSatisfy({ $0 > 0 }) else {
             throw DatasetError("\(path): classifier values must be finite and scales positive")
         }
-        guard f.embedding.block >= 1, f.embedding.block <= f.model.layers, f.embedding.embeddingPosition != nil,
+        guard f.embedding.featureBlocks.allSatisfy({ $0 >= 1 && $0 <= f.model.layers }), f.embedding.block == f.embedding.featureBlocks[0],
+              f.embedding.embeddingPosition != nil,
               f.embedding.maxPromptCharacters > 0, f.embedding.maxResponseCharacters > 0, f.embedding.maxTokens > 0 else {
-            throw DatasetError("\(path): bad embedding spec (block \(f.embedding.block) of \(f.model.layers), position '\(f.embedding.position)')")
+            throw DatasetError("\(path): bad embedding spec (blocks \(f.embedding.featureBlocks) of \(f.model.layers), position '\(f.embedding.position)')")
         }
         return f
     }
@@ -155,7 +185,7 @@ public struct HarmJudge: Sendable {
         precondition(prompts.count == answers.count, "HarmJudge.embed: \(prompts.count) prompts, \(answers.count) answers")
         guard let position = spec.embeddingPosition else { throw DatasetError("unknown embedding position '\(spec.position)'") }
         let samples = zip(prompts, answers).map { spec.sample(prompt: $0, answer: $1) }
-        return try SAFTEmbedder.embed(samples, model: model, blocks: blocks ?? [spec.block], position: position,
+        return try SAFTEmbedder.embed(samples, model: model, blocks: blocks ?? spec.featureBlocks, position: position,
                                       maxTokens: spec.maxTokens, batchTokens: batchTokens, progress: progress)
     }
 
@@ -174,7 +204,8 @@ public struct HarmJudge: Sendable {
         try check(model: model)
         let e = try HarmJudge.embed(prompts: prompts, answers: answers, spec: file.embedding, model: model,
                                     batchTokens: batchTokens, progress: progress)
-        let p = file.classifier.probabilities(e.byBlock[file.embedding.block]!, rows: e.rows)
+        let x = JudgeEmbeddingSpec.features(e.byBlock, blocks: file.embedding.featureBlocks, rows: e.rows, width: file.model.hiddenSize)
+        let p = file.classifier.probabilities(x, rows: e.rows)
         return answers.indices.map { i in
             let r = refusals.match(answers[i])
             return Verdict(refusal: r, probability: p[i], harmful: r == nil && p[i] > file.threshold)

@@ -1,19 +1,20 @@
 import Foundation
 
-/// Chooses the judge's block and L2 strength and fits its classifier (what `train-judge` runs
-/// after embedding). Model selection never sees the held-out rows: it splits the training rows
-/// again by prompt (an inner validation set) and picks the (block, λ) of least validation log loss,
-/// then refits on all training rows.
+/// Chooses the judge's feature blocks and L2 strength and fits its classifier (what `train-judge`
+/// runs after embedding). A candidate is one block or several blocks' states side by side. Model
+/// selection never sees the held-out rows: it splits the training rows again by prompt (an inner
+/// validation set) and picks the (blocks, λ) of least validation log loss, then refits on all
+/// training rows.
 public enum JudgeTrainer {
     public struct Candidate: Sendable {
-        public var block: Int
+        public var blocks: [Int]
         public var l2: Double
         public var validationLogLoss: Double
         public var validationF1: Double
     }
 
     public struct Result: Sendable {
-        public var block: Int
+        public var blocks: [Int]
         public var l2: Double
         public var fit: LogisticRegression.Fit
         public var candidates: [Candidate]
@@ -21,11 +22,16 @@ public enum JudgeTrainer {
 
     public static let defaultL2Grid: [Double] = [1e-3, 1e-2, 1e-1, 1]
 
-    /// `byBlock[b]` holds (rows, dim) features; `train` marks the rows the classifier may learn from.
-    public static func train(byBlock: [Int: [Float]], dim: Int, labels: [Bool], prompts: [String], train: [Bool],
-                             l2Grid: [Double] = defaultL2Grid, seed: UInt64, workers: Int? = nil,
+    /// `byBlock[b]` holds (rows, width) states; `candidates` are block sets (nil: each block alone);
+    /// `train` marks the rows the classifier may learn from.
+    public static func train(byBlock: [Int: [Float]], width: Int, candidates blockSets: [[Int]]? = nil, labels: [Bool], prompts: [String],
+                             train: [Bool], l2Grid: [Double] = defaultL2Grid, seed: UInt64, workers: Int? = nil,
                              note: ((String) -> Void)? = nil) throws -> Result {
         let n = labels.count
+        let sets = blockSets ?? byBlock.keys.sorted().map { [$0] }
+        precondition(!sets.isEmpty && sets.allSatisfy { !$0.isEmpty && $0.allSatisfy { byBlock[$0] != nil } },
+                     "JudgeTrainer: every candidate block needs its states")
+        func features(_ set: [Int]) -> [Float] { JudgeEmbeddingSpec.features(byBlock, blocks: set, rows: n, width: width) }
         let trainRows = (0 ..< n).filter { train[$0] }
         guard trainRows.contains(where: { labels[$0] }), trainRows.contains(where: { !labels[$0] }) else {
             throw DatasetError("the training split needs both harmful and benign rows")
@@ -35,9 +41,9 @@ public enum JudgeTrainer {
         let fitRows = zip(trainRows, inner).filter { !$0.1 }.map(\.0), valRows = zip(trainRows, inner).filter { $0.1 }.map(\.0)
         var candidates: [Candidate] = []
         let canValidate = fitRows.contains { labels[$0] } && fitRows.contains { !labels[$0] } && valRows.count >= 2
-        if canValidate && (byBlock.count > 1 || l2Grid.count > 1) {
-            for b in byBlock.keys.sorted() {
-                let x = byBlock[b]!
+        if canValidate && (sets.count > 1 || l2Grid.count > 1) {
+            for set in sets {
+                let x = features(set), dim = width * set.count
                 for l2 in l2Grid {
                     let f = try LogisticRegression.fit(features: gather(x, rows: fitRows, dim: dim), rows: fitRows.count, dim: dim,
                                                        labels: fitRows.map { labels[$0] }, l2: l2, workers: workers)
@@ -46,16 +52,17 @@ public enum JudgeTrainer {
                     for (k, r) in valRows.enumerated() { logLoss -= log(max(1e-12, labels[r] ? p[k] : 1 - p[k])) }
                     logLoss /= Double(valRows.count)
                     let f1 = EvaluationMetrics.agreement(predicted: p.map { $0 > 0.5 }, labels: valRows.map { labels[$0] }).f1
-                    candidates.append(Candidate(block: b, l2: l2, validationLogLoss: logLoss, validationF1: f1))
-                    note?(String(format: "block %d, l2 %g: validation log loss %.4f, F1 %.3f (%d Newton steps)", b, l2, logLoss, f1, f.iterations))
+                    candidates.append(Candidate(blocks: set, l2: l2, validationLogLoss: logLoss, validationF1: f1))
+                    note?(String(format: "blocks %@, l2 %g: validation log loss %.4f, F1 %.3f (%d Newton steps)",
+                                 set.map(String.init).joined(separator: "+"), l2, logLoss, f1, f.iterations))
                 }
             }
         }
         let best = candidates.min { $0.validationLogLoss < $1.validationLogLoss }
-        let block = best?.block ?? byBlock.keys.sorted()[byBlock.count / 2], l2 = best?.l2 ?? l2Grid[l2Grid.count / 2]
-        let fit = try LogisticRegression.fit(features: gather(byBlock[block]!, rows: trainRows, dim: dim), rows: trainRows.count,
-                                             dim: dim, labels: trainRows.map { labels[$0] }, l2: l2, workers: workers)
-        return Result(block: block, l2: l2, fit: fit, candidates: candidates)
+        let blocks = best?.blocks ?? sets[sets.count / 2], l2 = best?.l2 ?? l2Grid[l2Grid.count / 2]
+        let fit = try LogisticRegression.fit(features: gather(features(blocks), rows: trainRows, dim: width * blocks.count), rows: trainRows.count,
+                                             dim: width * blocks.count, labels: trainRows.map { labels[$0] }, l2: l2, workers: workers)
+        return Result(blocks: blocks, l2: l2, fit: fit, candidates: candidates)
     }
 
     /// Rows `rows` of a (·, dim) matrix.

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Llama
+import ModelFormats
 import RunSupport
 import SafetyTuning
 
@@ -9,22 +10,24 @@ let spec = CommandSpec(
     synopsis: "--model M.gguf --data FILE[:N] [--data FILE[:N] ...] --out JUDGE.json [--report R.json] [options]",
     details: """
     Trains the harmfulness classifier of `evaluate`'s judge: L2-regularised logistic regression on the
-    model's own embeddings of (prompt, answer) pairs (residual stream after a middle block, mean over
-    the answer's tokens, chat template applied). Every row of every --data file needs a `label`
-    (harmful = the answer complies with a harmful request). FILE:N uses a seeded sample of N rows.
-    Rows are split by prompt into training and held-out parts (--held-out, --seed); block and L2
-    strength are chosen on an inner split of the training part; the held-out part is scored per
-    file, for the classifier alone and for the full rule (harmful = not a refusal AND classifier
-    says harmful), and the scores are stored in the judge file.
+    model's own embeddings of (prompt, answer) pairs (residual stream after one block, or several
+    blocks' streams side by side; mean over the answer's tokens; chat template applied). Every row of
+    every --data file needs a `label` (harmful = the answer complies with a harmful request). FILE:N
+    uses a seeded sample of N rows. Rows are split by prompt into training and held-out parts
+    (--held-out, --seed); feature blocks and L2 strength are chosen on an inner split of the training
+    part; the held-out part is scored per file, for the classifier alone and for the full rule
+    (harmful = not a refusal AND classifier says harmful), and the scores are stored in the judge file.
     """,
     options: [
         .init("model", "PATH", "GGUF model (or safetensors directory) whose embeddings the judge uses"),
         .init("data", "FILE[:N]", "labeled (prompt, response, label) rows; repeat for several files", repeatable: true),
         .init("out", "FILE", "judge file (JSON) for evaluate --judge"),
         .init("report", "FILE", "JSON report: data, split, candidates, held-out scores"),
+        .init("features", "FILE", "also save the embeddings (one tensor per candidate block), labels, held-out marks, source file and refusal flags as safetensors, for offline analysis"),
         .init("held-out", "F", "fraction of prompts held out for scoring (default 0.25)"),
         .init("seed", "S", "seed of the split and of the row samples (default 0)"),
-        .init("block", "B[,B...]", "candidate blocks: 1...L or relative depths in (0, 1) (default 0.33,0.5)"),
+        .init("block", "B[,B...]", "candidate feature blocks: 1...L or relative depths in (0, 1); B+B+... concatenates "
+              + "blocks (default \(defaultBlockCandidates))"),
         .init("l2", "X[,X...]", "candidate L2 strengths (default 0.001,0.01,0.1,1)"),
         .init("position", "P", "token: mean-response (default), last, last-prompt"),
         .init("max-prompt-chars", "N", "prompt characters embedded (default 256)"),
@@ -32,6 +35,10 @@ let spec = CommandSpec(
         .init("batch-tokens", "N", "tokens per forward batch (default 4096)"),
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
+
+/// Default candidates: single blocks from the middle to the top and three concatenations (on
+/// SmolLM2-135M, deeper and concatenated states separated the labeled answers better; Docs/EVALUATION.md).
+let defaultBlockCandidates = "0.5,0.6,0.77,0.87,0.33+0.5+0.67+0.87,0.5+0.67+0.87,0.27+0.5+0.77"
 
 /// The `train-judge` command; `arguments` are the options after the tool name.
 public func trainJudgeMain(_ arguments: [String]) -> Never {
@@ -53,7 +60,7 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
         let maxPrompt = try args.int("max-prompt-chars", default: 256, range: 1 ... 1 << 20)!
         let maxResponse = try args.int("max-response-chars", default: 384, range: 1 ... 1 << 20)!
         let batchTokens = try args.int("batch-tokens", default: 4096, range: 16 ... 1 << 24)!
-        for p in [outPath] + (args.string("report").map { [$0] } ?? []) { try checkOutputFolder(p) }
+        for p in [outPath] + ["report", "features"].compactMap({ args.string($0) }) { try checkOutputFolder(p) }
 
         // Data: every file read and checked before the model loads.
         var prompts: [String] = [], answers: [String] = [], labels: [Bool] = [], source: [Int] = []
@@ -76,13 +83,21 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
 
         let loaded = try LlamaLoader.load(modelPath)
         let L = loaded.model.config.layers, C = loaded.model.config.hiddenSize
-        let blocks: [Int] = try Array(Set((args.string("block") ?? "0.33,0.5").split(separator: ",").map { text -> Int in
+        func block(_ text: Substring) throws -> Int {
             if let b = Int(text), b >= 1, b <= L { return b }
             if let f = Double(text), f > 0, f < 1 { return max(1, min(L, Int((f * Double(L)).rounded()))) }
-            throw UsageError("--block '\(text)': give blocks in 1...\(L) or relative depths in (0, 1)")
-        })).sorted()
+            throw UsageError("--block '\(text)': give blocks in 1...\(L) or relative depths in (0, 1), joined by '+' to concatenate")
+        }
+        var candidateSets: [[Int]] = []
+        for text in (args.string("block") ?? defaultBlockCandidates).split(separator: ",", omittingEmptySubsequences: false) {
+            let set = try text.split(separator: "+", omittingEmptySubsequences: false).map(block)
+            guard Set(set).count == set.count else { throw UsageError("--block '\(text)' names a block twice") }
+            if !candidateSets.contains(set) { candidateSets.append(set) }
+        }
+        let blocks = Array(Set(candidateSets.joined())).sorted()
+        let candidatesText = candidateSets.map { $0.map(String.init).joined(separator: "+") }.joined(separator: ", ")
         log("train-judge: \(prompts.count) rows (\(labels.filter { $0 }.count) harmful) from \(files.count) files; "
-            + "\(heldOut.filter { $0 }.count) held out; model \(modelPath) (\(L) blocks); candidate blocks \(blocks) at \(position.rawValue); "
+            + "\(heldOut.filter { $0 }.count) held out; model \(modelPath) (\(L) blocks); candidates \(candidatesText) at \(position.rawValue); "
             + "\(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
 
         var embedSpec = JudgeEmbeddingSpec(block: blocks[0], position: position, maxPromptCharacters: maxPrompt, maxResponseCharacters: maxResponse)
@@ -95,15 +110,28 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 log(String(format: "train-judge: embedded %d/%d rows (%.0f s, ETA %.0f s)", done, total, dt, dt / Double(done) * Double(total - done)))
             }
         }
+        if let path = args.string("features") {
+            var w = SafeTensorsWriter()
+            for (b, x) in emb.byBlock.sorted(by: { $0.key < $1.key }) { try w.add("block.\(b)", shape: [emb.rows, C], floats: x) }
+            let detector = RefusalDetector()
+            try w.add("label", shape: [emb.rows], floats: labels.map { $0 ? 1 : 0 })
+            try w.add("held_out", shape: [emb.rows], floats: heldOut.map { $0 ? 1 : 0 })
+            try w.add("source", shape: [emb.rows], floats: source.map { Float($0) })
+            try w.add("refusal", shape: [emb.rows], floats: answers.map { detector.isRefusal($0) ? 1 : 0 })
+            try w.write(to: path)
+            log("train-judge: wrote features \(path)")
+        }
         let fitStart = DispatchTime.now()
-        let result = try JudgeTrainer.train(byBlock: emb.byBlock, dim: C, labels: labels, prompts: prompts, train: heldOut.map { !$0 },
+        let result = try JudgeTrainer.train(byBlock: emb.byBlock, width: C, candidates: candidateSets, labels: labels, prompts: prompts,
+                                            train: heldOut.map { !$0 },
                                             l2Grid: l2Grid, seed: seed) { log("train-judge: \($0)") }
         let fitSeconds = seconds(since: fitStart)
-        embedSpec.block = result.block
+        embedSpec.setFeatureBlocks(result.blocks)
 
         // Held-out scores per file and overall.
         let detector = RefusalDetector()
-        let probabilities = result.fit.model.probabilities(emb.byBlock[result.block]!, rows: emb.rows)
+        let probabilities = result.fit.model.probabilities(
+            JudgeEmbeddingSpec.features(emb.byBlock, blocks: result.blocks, rows: emb.rows, width: C), rows: emb.rows)
         let refuses = answers.map { detector.isRefusal($0) }
         func quality(_ name: String, _ rows: [Int]) -> JudgeQuality {
             let y = rows.map { labels[$0] }
@@ -120,7 +148,7 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                               training: ["files": files.map { "\($0.path) (\($0.used) of \($0.rows) rows)" }.joined(separator: "; "),
                                          "split": "by prompt hash, seed \(seed), held-out fraction \(heldOutFraction)",
                                          "rows": "\(prompts.count - heldRows.count) training, \(heldRows.count) held out",
-                                         "selection": "block and L2 by inner-validation log loss (20% of training prompts)"],
+                                         "selection": "feature blocks and L2 by inner-validation log loss (20% of training prompts)"],
                               heldOut: qualities)
         try writeAtomically(try judge.encoded(), to: outPath)
         for q in qualities {
@@ -133,8 +161,8 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 "tool": "train-judge", "model": modelPath, "judge": outPath, "rule": JudgeFile.ruleText,
                 "files": files.map { ["path": $0.path, "rows": $0.rows, "used": $0.used] },
                 "rows": prompts.count, "harmful_rows": labels.filter { $0 }.count, "held_out_rows": heldRows.count,
-                "held_out_fraction": heldOutFraction, "seed": seed, "block": result.block, "l2": result.l2, "position": position.rawValue,
-                "candidates": result.candidates.map { ["block": $0.block, "l2": $0.l2, "validation_log_loss": $0.validationLogLoss,
+                "held_out_fraction": heldOutFraction, "seed": seed, "blocks": result.blocks, "l2": result.l2, "position": position.rawValue,
+                "candidates": result.candidates.map { ["blocks": $0.blocks, "l2": $0.l2, "validation_log_loss": $0.validationLogLoss,
                                                        "validation_f1": $0.validationF1] },
                 "fit": ["loss": result.fit.loss, "gradient_norm": result.fit.gradientNorm, "newton_steps": result.fit.iterations],
                 "held_out": qualities.map { ["source": $0.source, "classifier": $0.classifier.json, "rule": $0.rule.json] },
@@ -146,6 +174,7 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
             ]
             try writeAtomically(try jsonData(report), to: path)
         }
-        log(String(format: "train-judge: block %d, l2 %g; wrote %@ (%.0f s)", result.block, result.l2, outPath, seconds(since: started)))
+        log(String(format: "train-judge: blocks %@, l2 %g; wrote %@ (%.0f s)", result.blocks.map(String.init).joined(separator: "+"),
+                   result.l2, outPath, seconds(since: started)))
     }
 }
