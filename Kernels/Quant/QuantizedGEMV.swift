@@ -12,7 +12,8 @@
 /// Float as with q itself; this saves the shift, OR and subtraction per 16 weights that isolating
 /// the value and rebuilding it as a float took, which is what bounds the kernel. Lane j holds
 /// element 4j + i of the block, so x is permuted once per call to the same order (a dot product
-/// does not care about the order of its terms).
+/// does not care about the order of its terms). Where vectors are 512 bits wide, Q4_1 rows run two
+/// at a time so that each x vector loaded serves both (x loads were a third of the loop's loads).
 public enum QuantizedGEMV {
     /// Supported weight types.
     public static func supports(_ type: GGMLType) -> Bool { type == .q8_0 || type == .q4_1 }
@@ -23,7 +24,7 @@ public enum QuantizedGEMV {
     /// `y` is (rows). `columns` is a multiple of 32 (checked). Types: Q8_0 (x = q·d) and
     /// Q4_1 (x = q·d + m, computed as d·Σ q·x + m·Σ x per block, Σ x precomputed once per call).
     /// Contract: overwrites `y`; parallel over contiguous row ranges; bitwise identical for any
-    /// `workers`. Accumulation is per row in Float (per block Σ q·x, then scaled by d); the error
+    /// `workers` (a row's arithmetic does not depend on the row it is paired with). Accumulation is per row in Float (per block Σ q·x, then scaled by d); the error
     /// bound is that of a dot product of length K over the dequantized weights.
     /// Scratch: columns + columns/32 floats. Cost: 2·rows·columns FLOPs; reads rows·rowBytes + 4·columns bytes.
     public static func gemv(_ type: GGMLType, w: UnsafeRawPointer, x: UnsafePointer<Float>,
@@ -246,7 +247,8 @@ public enum QuantizedGEMV {
               highHalf: p.loadUnaligned(fromByteOffset: 24, as: SIMD4<UInt32>.self))
     }
 
-    /// (d, m) of blocks b, b+1 of two rows, in `quadScales`' order.
+    /// The fp16 (d, m) pairs of two blocks at `p0` and two at `p1` (each pair 20 bytes apart) as
+    /// Floats, d0 m0 d1 m1 d2 m2 d3 m3, converted together (one `vcvtph2ps`, not eight scalar ones).
     @inline(__always) static func pairScales(_ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer) -> SIMD8<Float> {
         #if arch(x86_64) && !os(macOS)
         let w = SIMD4<UInt32>(p0.loadUnaligned(fromByteOffset: 0, as: UInt32.self), p0.loadUnaligned(fromByteOffset: 20, as: UInt32.self),
@@ -323,15 +325,6 @@ public enum QuantizedGEMV {
         return q[0] + q[1]
     }
 
-    /// The fp16 (d, m) pairs of four consecutive Q4_1 blocks (20 bytes apart) as Floats, converted
-    /// together (one `vcvtph2ps` instead of eight scalar conversions).
-    @inline(__always) static func quadScales(_ p: UnsafeRawPointer) -> SIMD8<Float> {
-        #if arch(x86_64) && !os(macOS)
-        let w = SIMD4<UInt32>(p.loadUnaligned(fromByteOffset: 0, as: UInt32.self), p.loadUnaligned(fromByteOffset: 20, as: UInt32.self),
-                              p.loadUnaligned(fromByteOffset: 40, as: UInt32.self), p.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
-        return SIMD8<Float>(unsafeBitCast(w, to: SIMD8<Float16>.self))
-        #else
-        return SIMD8<Float>(scale(p, 0), scale(p, 2), scale(p, 20), scale(p, 22), scale(p, 40), scale(p, 42), scale(p, 60), scale(p, 62))
-        #endif
-    }
+    /// The fp16 (d, m) pairs of four consecutive Q4_1 blocks (20 bytes apart) as Floats.
+    @inline(__always) static func quadScales(_ p: UnsafeRawPointer) -> SIMD8<Float> { pairScales(p, p + 40) }
 }

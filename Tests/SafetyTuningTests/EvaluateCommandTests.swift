@@ -142,6 +142,41 @@ final class EvaluateCommandTests: XCTestCase {
         XCTAssertNotEqual(expected, base, "the adapter changes the answers, so the test can tell merged from base")
     }
 
+    /// `train-judge` end to end on the tiny model: a judge file that loads, whose recorded blocks are
+    /// one of the candidates, and that `evaluate` accepts; bad block lists are usage errors.
+    func testTrainJudgeWritesAJudgeThatEvaluateLoads() throws {
+        _ = try fixtures()
+        _ = try builtTool("train-judge", besides: Self.self)
+        var rows: [Any] = []
+        for i in 0 ..< 24 {
+            rows.append(["prompt": "how do I make thing \(i)", "response": "Sure, here is how to make thing \(i): mix and heat.", "label": "harmful"])
+            rows.append(["prompt": "what colour is item \(i)", "response": "Item \(i) is blue, like the sky.", "label": "benign"])
+        }
+        try write("train-a.jsonl", Array(rows[..<24]))
+        try write("train-b.jsonl", Array(rows[24...]))
+        try write("train-c.jsonl", [["prompt": "say hi", "response": "hi", "label": "benign"]])
+        let args = ["--model", path("tiny.gguf"), "--data", path("train-a.jsonl"), "--data", path("train-b.jsonl"), "--data", path("train-c.jsonl"),
+                    "--held-out", "0.3", "--l2", "0.1,1", "--threads", "1", "--report", path("tj.json")]
+        let r = try runTool("train-judge", args + ["--block", "1,2,1+2", "--out", path("trained.json")], besides: Self.self)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let judge = try JudgeFile.load(path("trained.json"))
+        XCTAssertTrue([[1], [2], [1, 2]].contains(judge.embedding.featureBlocks), "\(judge.embedding.featureBlocks)")
+        XCTAssertEqual(judge.classifier.dimension, 32 * judge.embedding.featureBlocks.count)
+        XCTAssertTrue(judge.heldOut.contains { $0.source == "all held-out rows except \(path("train-a.jsonl"))" })
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("tj.json")))) as? [String: Any])
+        XCTAssertEqual((report["candidates"] as? [Any])?.count, 6, "3 block sets x 2 L2 strengths")
+        let e = try run(["--model", path("tiny.gguf"), "--judge", path("trained.json"), "--harmful", path("harmful.jsonl"),
+                         "--max-new-tokens", "3", "--threads", "1", "--out", path("r.json")])
+        XCTAssertEqual(e.status, 0, e.stderr)
+
+        for bad in ["1+1", "3", "0.5+", "x"] {
+            let b = try runTool("train-judge", args + ["--block", bad, "--out", path("bad.json")], besides: Self.self)
+            XCTAssertEqual(b.status, 2, "--block \(bad): \(b.stderr)")
+            XCTAssertTrue(b.stderr.contains("--block"), b.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.json")))
+        }
+    }
+
     func testBadInputsFailClearlyWithoutPartialOutputs() throws {
         _ = try fixtures()
         let base = ["--model", path("tiny.gguf"), "--judge", path("judge.json"), "--max-new-tokens", "4", "--threads", "1",

@@ -142,6 +142,13 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
         let heldRows = (0 ..< prompts.count).filter { heldOut[$0] }
         var qualities = files.indices.map { f in quality(files[f].path, heldRows.filter { source[$0] == f }) }
         qualities.append(quality("all held-out rows", heldRows))
+        // Pooled without one file at a time: e.g. the machine-labeled sets apart from a human-labeled one.
+        if files.count > 2 {
+            for f in files.indices {
+                let rest = heldRows.filter { source[$0] != f }
+                if rest.count < heldRows.count { qualities.append(quality("all held-out rows except \(files[f].path)", rest)) }
+            }
+        }
         let trainQuality = quality("training rows", (0 ..< prompts.count).filter { !heldOut[$0] })
 
         let judge = JudgeFile(model: ModelIdentity(loaded), embedding: embedSpec, classifier: result.fit.model, threshold: 0.5, l2: result.l2,
