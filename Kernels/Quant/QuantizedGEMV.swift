@@ -28,32 +28,42 @@ public enum QuantizedGEMV {
     /// bound is that of a dot product of length K over the dequantized weights.
     /// Scratch: columns + columns/32 floats. Cost: 2·rows·columns FLOPs; reads rows·rowBytes + 4·columns bytes.
     public static func gemv(_ type: GGMLType, w: UnsafeRawPointer, x: UnsafePointer<Float>,
-                            y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, workers: Int? = nil) {
+                            y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, workers: Int? = nil,
+                            layout: Layout = .blocks) {
         precondition(supports(type), "QuantizedGEMV: \(type.name) is not supported (Q8_0, Q4_1)")
+        precondition(layout == .blocks || type == .q4_1, "QuantizedGEMV: the quad layout is Q4_1's")
         precondition(rows >= 0 && columns >= 0 && columns % 32 == 0,
                      "QuantizedGEMV: columns \(columns) must be a multiple of 32")
         let K = columns, blocks = K / 32
         let rowBytes = type.rowBytes(count: K)!
         let useful = max(1, rows * rowBytes / 65536)
+        let quads = q4_1Quads || layout == .quads, packed = layout == .quads
         Workspace.withScratch(floats: K + blocks + 16) { scratch in
             let xp = scratch, xsum = scratch + K
-            permute(type, x, into: xp, sums: xsum, blocks: blocks)
+            permute(type, x, into: xp, sums: xsum, blocks: blocks, quads: quads)
             switch type {
             case .q8_0:
                 Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
                     for n in Parallel.range(ith, of: nth, count: rows) { y[n] = dotQ8_0(w + n * rowBytes, xp, blocks) }
                 }
+            case .q4_1 where !quads:
+                Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
+                    for n in Parallel.range(ith, of: nth, count: rows) { y[n] = dotQ4_1Tail(w + n * rowBytes, xp, xsum, blocks, from: 0) }
+                }
             case .q4_1:
+                // Rows in pairs; a lone row runs paired with itself, so that a row's arithmetic never
+                // depends on its neighbour (pairs follow the workers' ranges; results must not).
                 Parallel.run(workers: workers, maxUseful: useful) { ith, nth in
                     let range = Parallel.range(ith, of: nth, count: rows)
                     var n = range.lowerBound
-                    if q4_1Quads {
-                        while n + 1 < range.upperBound {
-                            (y[n], y[n + 1]) = dotQ4_1(w + n * rowBytes, w + (n + 1) * rowBytes, xp, xsum, blocks)
-                            n += 2
-                        }
+                    while n < range.upperBound {
+                        let n1 = min(n + 1, range.upperBound - 1)
+                        let r = packed ? dotQ4_1(w + n * rowBytes, w + n1 * rowBytes, xp, xsum, blocks, packed: true)
+                                       : dotQ4_1(w + n * rowBytes, w + n1 * rowBytes, xp, xsum, blocks, packed: false)
+                        y[n] = r.0
+                        if n1 > n { y[n1] = r.1 }
+                        n += 2
                     }
-                    while n < range.upperBound { y[n] = dotQ4_1(w + n * rowBytes, xp, xsum, blocks); n += 1 }
                 }
             default:
                 preconditionFailure("unreachable")
@@ -61,15 +71,47 @@ public enum QuantizedGEMV {
         }
     }
 
+    /// How a matrix's blocks are laid out in memory.
+    public enum Layout: Sendable, Equatable {
+        /// GGUF's: one block after another (Q4_1: f16 d, f16 m, 16 bytes of nibbles).
+        case blocks
+        /// Q4_1 only, per row: every four blocks as their 64 nibble bytes, then their four f16 d, then
+        /// their four f16 m (80 bytes, as before); the last row's `blocks % 4` blocks stay as GGUF's.
+        /// One 64-byte load and one 16-byte load per four blocks instead of eight scattered ones.
+        case quads
+    }
+
+    /// True where the quad layout makes Q4_1 faster (512-bit vectors), so loaders repack into it.
+    public static var prefersQuadLayout: Bool { q4_1Quads }
+
+    /// Copies `rows` Q4_1 rows of `columns` values from GGUF's layout into the quad layout (same size).
+    public static func packQuads(_ src: UnsafeRawPointer, into dst: UnsafeMutableRawPointer, rows: Int, columns: Int) {
+        precondition(columns % 32 == 0 && rows >= 0, "QuantizedGEMV.packQuads: columns \(columns) must be a multiple of 32")
+        let blocks = columns / 32, rowBytes = 20 * blocks, quads = blocks / 4
+        for r in 0 ..< rows {
+            let s = src + r * rowBytes, d = dst + r * rowBytes
+            for q in 0 ..< quads {
+                let sq = s + 80 * q, dq = d + 80 * q
+                for b in 0 ..< 4 {
+                    dq.storeBytes(of: sq.loadUnaligned(fromByteOffset: 20 * b + 4, as: SIMD4<UInt32>.self), toByteOffset: 16 * b,
+                                  as: SIMD4<UInt32>.self)
+                    dq.storeBytes(of: sq.loadUnaligned(fromByteOffset: 20 * b, as: UInt16.self), toByteOffset: 64 + 2 * b, as: UInt16.self)
+                    dq.storeBytes(of: sq.loadUnaligned(fromByteOffset: 20 * b + 2, as: UInt16.self), toByteOffset: 72 + 2 * b, as: UInt16.self)
+                }
+            }
+            (d + 80 * quads).copyMemory(from: s + 80 * quads, byteCount: 20 * (blocks - 4 * quads))
+        }
+    }
+
     /// x in the lane order the dot kernels extract quants in, plus per-block sums of x (Q4_1).
     ///   Q8_0, block pair (2p, 2p+1): xp[64p + 16i + L] = x[32(2p + L/8) + 4(L%8) + i], byte i < 4, lane L < 16;
     ///         odd last block b:      xp[32b + 8i + j]   = x[32b + 4j + i].
-    ///   Q4_1, block quad (AVX-512):   xp[128q + 16n + L] = x[32(4q + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 16;
+    ///   Q4_1, block quad (`quads`):   xp[128q + 16n + L] = x[32(4q + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 16;
     ///         then block pairs:      xp[64p + 8n + L]   = x[32(2p + L/4) + 4(L%4) + n/2 + 16(n%2)], nibble n < 8, L < 8;
     ///         odd last block b:      xp[32b + 4n + j]   = x[32b + 4j + n/2 + 16(n%2)];
     ///         each Q4_1 entry times `nibbleScale(n)`, the inverse of the nibble's in-place weight.
     static func permute(_ type: GGMLType, _ x: UnsafePointer<Float>, into xp: UnsafeMutablePointer<Float>,
-                        sums: UnsafeMutablePointer<Float>, blocks: Int) {
+                        sums: UnsafeMutablePointer<Float>, blocks: Int, quads useQuads: Bool) {
         let pairs = blocks / 2
         for b in 0 ..< blocks {
             var s: Float = 0
@@ -85,7 +127,7 @@ public enum QuantizedGEMV {
                 for i in 0 ..< 4 { for j in 0 ..< 8 { xp[32 * b + 8 * i + j] = x[32 * b + 4 * j + i] } }
             }
         } else {
-            let quads = q4_1Quads ? blocks / 4 : 0
+            let quads = useQuads ? blocks / 4 : 0
             for q in 0 ..< quads {
                 for n in 0 ..< 8 {
                     for L in 0 ..< 16 { xp[128 * q + 16 * n + L] = x[32 * (4 * q + L / 4) + 4 * (L % 4) + n / 2 + 16 * (n % 2)] * nibbleScale(n) }
@@ -183,25 +225,18 @@ public enum QuantizedGEMV {
         return total
     }
 
-    /// Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) over one Q4_1 row. On the 512-bit path a lone
-    /// row runs as a pair with itself, so a row's result never depends on which row it was paired
-    /// with (the pairing follows the workers' row ranges; results must not).
-    @inline(__always)
-    static func dotQ4_1(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                        _ blocks: Int) -> Float {
-        q4_1Quads ? dotQ4_1(row, row, xp, xsum, blocks).0 : dotQ4_1Tail(row, xp, xsum, blocks, from: 0)
-    }
-
-    /// Two Q4_1 rows at once (the 512-bit path): each x vector loaded once serves both rows; four
-    /// blocks per 16-lane step, then one step with a block pair of each row in one half.
+    /// Two Q4_1 rows at once, Σ_b (d_b · Σ_j q_bj · x_bj + m_b · Σ_j x_bj) each: each x vector loaded
+    /// once serves both rows; four blocks per 16-lane step (GGUF's layout or the quad layout, same
+    /// arithmetic), then one step with a block pair of each row in one half, then an odd block.
     @inline(__always)
     static func dotQ4_1(_ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ xp: UnsafePointer<Float>,
-                        _ xsum: UnsafePointer<Float>, _ blocks: Int) -> (Float, Float) {
+                        _ xsum: UnsafePointer<Float>, _ blocks: Int, packed: Bool) -> (Float, Float) {
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), mq0 = SIMD4<Float>(), mq1 = SIMD4<Float>()
         let quads = blocks / 4
         for quad in 0 ..< quads {
             let x = xp + 128 * quad, p0 = row0 + 80 * quad, p1 = row1 + 80 * quad
-            let w0 = quadQuants(p0), w1 = quadQuants(p1)
+            let w0 = packed ? p0.loadUnaligned(as: SIMD16<UInt32>.self) : quadQuants(p0)
+            let w1 = packed ? p1.loadUnaligned(as: SIMD16<UInt32>.self) : quadQuants(p1)
             var s0 = nibbleLanes(w0, 0) * load16(x), t0 = nibbleLanes(w1, 0) * load16(x)
             var s1 = nibbleLanes(w0, 1) * load16(x + 16), t1 = nibbleLanes(w1, 1) * load16(x + 16)
             for n in stride(from: 2, to: 8, by: 2) {
@@ -210,9 +245,10 @@ public enum QuantizedGEMV {
                 fmadd(&s1, nibbleLanes(w0, n + 1), xb); fmadd(&t1, nibbleLanes(w1, n + 1), xb)
             }
             let sums = UnsafeRawPointer(xsum + 4 * quad).loadUnaligned(as: SIMD4<Float>.self)
-            let dm0 = quadScales(p0), dm1 = quadScales(p1)
-            fmadd(&acc0, quadD(dm0), s0 + s1); fmadd(&acc1, quadD(dm1), t0 + t1)
-            fmadd(&mq0, quadM(dm0), sums); fmadd(&mq1, quadM(dm1), sums)
+            let (d0, m0) = packed ? packedScales(p0) : (quadD(quadScales(p0)), quadM(quadScales(p0)))
+            let (d1, m1) = packed ? packedScales(p1) : (quadD(quadScales(p1)), quadM(quadScales(p1)))
+            fmadd(&acc0, d0, s0 + s1); fmadd(&acc1, d1, t0 + t1)
+            fmadd(&mq0, m0, sums); fmadd(&mq1, m1, sums)
         }
         var done = 4 * quads
         if done + 2 <= blocks {
@@ -234,6 +270,17 @@ public enum QuantizedGEMV {
         let tail0 = dotQ4_1Tail(row0, xp, xsum, blocks, from: done), tail1 = dotQ4_1Tail(row1, xp, xsum, blocks, from: done)
         return (treeSum(acc0) + ((mq0[0] + mq0[1]) + (mq0[2] + mq0[3])) + tail0,
                 treeSum(acc1) + ((mq1[0] + mq1[1]) + (mq1[2] + mq1[3])) + tail1)
+    }
+
+    /// A quad-layout quad's d (spread over each block's four lanes) and m (one lane per block).
+    @inline(__always) static func packedScales(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD4<Float>) {
+        #if (arch(x86_64) && !os(macOS)) || arch(arm64)
+        let dm = SIMD8<Float>(p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float16>.self))
+        #else
+        let dm = SIMD8<Float>((0 ..< 8).map { Dequantize.half(p, 64 + 2 * $0) })
+        #endif
+        return (SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[1], dm[1], dm[1], dm[1], dm[2], dm[2], dm[2], dm[2], dm[3], dm[3], dm[3], dm[3]),
+                dm.highHalf)
     }
 
     @inline(__always) static func twice(_ p: UnsafePointer<Float>) -> SIMD16<Float> {

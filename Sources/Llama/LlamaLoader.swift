@@ -171,32 +171,49 @@ public enum LlamaLoader {
     }
 }
 
-/// Memory-mapped quantized matrices of a GGUF file, for single-token decode (bandwidth-bound: a
-/// Q4_1 matrix is 5/32 the bytes of its F32 copy). Present only for supported types.
+/// Quantized matrices of a GGUF file, for single-token decode (bandwidth-bound: a Q4_1 matrix is
+/// 5/32 the bytes of its F32 copy). Present only for supported types. Memory-mapped as stored,
+/// except Q4_1 matrices on builds where the quad layout is faster: those are repacked once at load
+/// into owned memory of the same size (`QuantizedGEMV.Layout.quads`).
 public final class QuantizedWeights: @unchecked Sendable {
     public struct Matrix: @unchecked Sendable {
         public var type: Kernels.GGMLType
         public var data: UnsafeRawPointer
         public var rows: Int, columns: Int
+        public var layout: QuantizedGEMV.Layout = .blocks
     }
     /// Per block: q, k, v, o, gate, up, down (nil when that tensor's type has no quantized GEMV).
     public let blocks: [[Matrix?]]
     public let output: Matrix?
     private let owner: GGUFFile
+    private var packed: [UnsafeMutableRawPointer] = []
 
     init(file: GGUFFile, config: LlamaConfig) throws {
         owner = file
+        var packed: [UnsafeMutableRawPointer] = []
         func matrix(_ name: String) throws -> Matrix? {
             let t = try file.tensor(name)
             guard let type = Kernels.GGMLType(rawValue: t.info.type.id), QuantizedGEMV.supports(type),
                   t.info.dims.count == 2 else { return nil }
-            return Matrix(type: type, data: t.bytes.baseAddress!, rows: t.info.dims[1], columns: t.info.dims[0])
+            let rows = t.info.dims[1], columns = t.info.dims[0]
+            guard columns % 32 == 0, let rowBytes = type.rowBytes(count: columns),
+                  rowBytes.multipliedReportingOverflow(by: rows) == (t.bytes.count, false) else { return nil }
+            if type == .q4_1 && QuantizedGEMV.prefersQuadLayout {
+                let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, t.bytes.count), alignment: 64)
+                packed.append(copy)
+                QuantizedGEMV.packQuads(t.bytes.baseAddress!, into: copy, rows: rows, columns: columns)
+                return Matrix(type: type, data: copy, rows: rows, columns: columns, layout: .quads)
+            }
+            return Matrix(type: type, data: t.bytes.baseAddress!, rows: rows, columns: columns)
         }
         blocks = try (0 ..< config.layers).map { l in
             try ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { try matrix("blk.\(l).\($0).weight") }
         }
         output = try matrix(file.tensorInfo("output.weight") == nil ? "token_embd.weight" : "output.weight")
+        self.packed = packed
     }
+
+    deinit { for p in packed { p.deallocate() } }
 
     /// True when every matrix of the model has a quantized copy.
     public var complete: Bool { output != nil && blocks.allSatisfy { $0.allSatisfy { $0 != nil } } }

@@ -185,7 +185,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     @inline(__always)
     func gemv(_ m: QuantizedWeights.Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ w: Int?) {
-        QuantizedGEMV.gemv(m.type, w: m.data, x: x, y: y, rows: m.rows, columns: m.columns, workers: w)
+        QuantizedGEMV.gemv(m.type, w: m.data, x: x, y: y, rows: m.rows, columns: m.columns, workers: w, layout: m.layout)
     }
 
     /// RoPE on the query and key parts of fused qkv rows (heads + kvHeads head blocks per row).

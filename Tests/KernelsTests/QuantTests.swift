@@ -243,6 +243,35 @@ final class QuantTests: XCTestCase {
         }
     }
 
+    /// The quad layout holds the same bytes in another order and must give bit-identical products,
+    /// for any worker count, with 0-3 trailing blocks left in GGUF's layout.
+    func testQuadLayoutGivesTheSameProductsAsGGUFBlocks() {
+        var rng = SeededRNG(seed: 87)
+        for (N, K) in [(1, 32), (3, 64), (5, 96), (4, 128), (7, 160), (6, 224), (9, 576), (33, 1536), (701, 576)] {
+            let bytes = Quantize.bytes(.q4_1, normalFloats(N * K, &rng)), x = normalFloats(K, &rng)
+            var packed = [UInt8](repeating: 0, count: bytes.count)
+            bytes.withUnsafeBytes { s in packed.withUnsafeMutableBytes { QuantizedGEMV.packQuads(s.baseAddress!, into: $0.baseAddress!, rows: N, columns: K) } }
+            XCTAssertEqual(packed.sorted(), bytes.sorted(), "a permutation of the bytes")
+            // First quad of row 0: block b's nibbles at 16b, its d at 64 + 2b, its m at 72 + 2b.
+            if K >= 128 {
+                for b in 0 ..< 4 {
+                    XCTAssertEqual(Array(packed[16 * b ..< 16 * b + 16]), Array(bytes[20 * b + 4 ..< 20 * b + 20]))
+                    XCTAssertEqual(Array(packed[64 + 2 * b ..< 66 + 2 * b]), Array(bytes[20 * b ..< 20 * b + 2]))
+                    XCTAssertEqual(Array(packed[72 + 2 * b ..< 74 + 2 * b]), Array(bytes[20 * b + 2 ..< 20 * b + 4]))
+                }
+            }
+            var ref = [Float](repeating: .nan, count: N)
+            bytes.withUnsafeBytes { QuantizedGEMV.gemv(.q4_1, w: $0.baseAddress!, x: x, y: &ref, rows: N, columns: K, workers: 1) }
+            for workers in [1, 2, 3] {
+                var y = [Float](repeating: .nan, count: N)
+                packed.withUnsafeBytes {
+                    QuantizedGEMV.gemv(.q4_1, w: $0.baseAddress!, x: x, y: &y, rows: N, columns: K, workers: workers, layout: .quads)
+                }
+                XCTAssertEqual(y.bits, ref.bits, "N=\(N) K=\(K) workers=\(workers)")
+            }
+        }
+    }
+
     func testQuantizedGEMVAndDequantizeBitIdenticalForAnyWorkerCount() {
         var rng = SeededRNG(seed: 86)
         let N = 700, K = 576
