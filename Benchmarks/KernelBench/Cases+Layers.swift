@@ -190,14 +190,23 @@ private func dequantCase(_ type: GGMLType, rows N: Int, columns K: Int) -> Bench
     }
 }
 
-private func qgemvCase(_ type: GGMLType, rows N: Int, columns K: Int) -> BenchCase {
+/// `layout: .quads` times the Q4_1 quad layout the engine repacks into on 512-bit builds (the
+/// timed copies are repacked; the check dequantizes the GGUF rows they came from).
+private func qgemvCase(_ type: GGMLType, rows N: Int, columns K: Int, layout: QuantizedGEMV.Layout = .blocks) -> BenchCase {
     let rb = type.rowBytes(count: K)!
-    return BenchCase(name: "qgemv", params: [("type", .string(type.name)), ("n", .int(N)), ("k", .int(K)), ("cache", .string("cold"))],
+    let layoutName = layout == .quads ? "quads" : "blocks"
+    return BenchCase(name: "qgemv", params: [("type", .string(type.name)), ("n", .int(N)), ("k", .int(K)), ("layout", .string(layoutName)),
+                                             ("cache", .string("cold"))],
                      flops: 2 * Double(N * K), bytes: Double(N * rb + 4 * K + 4 * N), bandwidthBound: true) { threads in
         let copies = max(2, (128 << 20) / (N * rb) + 1)
         let ws = quantizedCopies(type, rows: N, columns: K, copies: copies)
+        let timed: [UnsafeRawPointer] = layout == .blocks ? ws.map { UnsafeRawPointer($0) } : ws.map { src in
+            let p = UnsafeMutableRawPointer.allocate(byteCount: N * rb, alignment: 64)
+            QuantizedGEMV.packQuads(src, into: p, rows: N, columns: K)
+            return UnsafeRawPointer(p)
+        }
         let x = Buffer(K) { noise($0, 80) }, y = Buffer(N)
-        QuantizedGEMV.gemv(type, w: ws[0], x: x.p, y: y.p, rows: N, columns: K, workers: threads)
+        QuantizedGEMV.gemv(type, w: timed[0], x: x.p, y: y.p, rows: N, columns: K, workers: threads, layout: layout)
         // Verify a few rows against dequantize + Double dot.
         let row = Buffer(K)
         var ok = true
@@ -209,7 +218,7 @@ private func qgemvCase(_ type: GGMLType, rows N: Int, columns K: Int) -> BenchCa
         }
         var next = 0
         return (ok, {
-            QuantizedGEMV.gemv(type, w: ws[next], x: x.p, y: y.p, rows: N, columns: K, workers: threads)
+            QuantizedGEMV.gemv(type, w: timed[next], x: x.p, y: y.p, rows: N, columns: K, workers: threads, layout: layout)
             next = (next + 1) % copies
             blackHole(y)
         })
@@ -222,7 +231,8 @@ func layersCases(quick: Bool) -> [BenchCase] {
                                                ropeCase(rows: 8, heads: 3, D: 64, layout: .rotateHalf)]
             + swigluCases(count: 1000) + [softmaxCase(rows: 8, columns: 77)] + crossEntropyCases(N: 16, V: 300, C: 24)
             + [adamwCase(count: 1000), dequantCase(.q8_0, rows: 16, columns: 64), dequantCase(.q4_1, rows: 16, columns: 64),
-               qgemvCase(.q8_0, rows: 100, columns: 64), qgemvCase(.q4_1, rows: 100, columns: 64)]
+               qgemvCase(.q8_0, rows: 100, columns: 64), qgemvCase(.q4_1, rows: 100, columns: 64),
+               qgemvCase(.q4_1, rows: 100, columns: 160, layout: .quads)]
     }
     let tokens = 1024, C = 576, F = 1536, V = 49152
     return rmsnormCases(rows: tokens, C: C)
@@ -232,5 +242,5 @@ func layersCases(quick: Bool) -> [BenchCase] {
         + crossEntropyCases(N: tokens, V: V, C: C)
         + [adamwCase(count: 1 << 22)]
         + [dequantCase(.q8_0, rows: V, columns: C), dequantCase(.q4_1, rows: V, columns: C)]
-        + [qgemvCase(.q8_0, rows: V, columns: C), qgemvCase(.q4_1, rows: V, columns: C)]
+        + [qgemvCase(.q8_0, rows: V, columns: C), qgemvCase(.q4_1, rows: V, columns: C), qgemvCase(.q4_1, rows: V, columns: C, layout: .quads)]
 }
