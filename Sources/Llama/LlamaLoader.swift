@@ -184,6 +184,9 @@ public final class QuantizedWeights: @unchecked Sendable {
     }
     /// Per block: q, k, v, o, gate, up, down (nil when that tensor's type has no quantized GEMV).
     public let blocks: [[Matrix?]]
+    /// Per block, when q, k, v (and gate, up) were repacked into one buffer: the stacked matrix, so
+    /// one GEMV (one parallel region) computes the fused rows in the engine's qkv (gate|up) order.
+    public let qkv: [Matrix?], gateUp: [Matrix?]
     public let output: Matrix?
     private let owner: GGUFFile
     private var packed: [UnsafeMutableRawPointer] = []
@@ -191,25 +194,44 @@ public final class QuantizedWeights: @unchecked Sendable {
     init(file: GGUFFile, config: LlamaConfig) throws {
         owner = file
         var packed: [UnsafeMutableRawPointer] = []
-        func matrix(_ name: String) throws -> Matrix? {
+        func source(_ name: String) throws -> Matrix? {
             let t = try file.tensor(name)
             guard let type = Kernels.GGMLType(rawValue: t.info.type.id), QuantizedGEMV.supports(type),
                   t.info.dims.count == 2 else { return nil }
             let rows = t.info.dims[1], columns = t.info.dims[0]
             guard columns % 32 == 0, let rowBytes = type.rowBytes(count: columns),
                   rowBytes.multipliedReportingOverflow(by: rows) == (t.bytes.count, false) else { return nil }
-            if type == .q4_1 && QuantizedGEMV.prefersQuadLayout {
-                let copy = UnsafeMutableRawPointer.allocate(byteCount: max(1, t.bytes.count), alignment: 64)
-                packed.append(copy)
-                QuantizedGEMV.packQuads(t.bytes.baseAddress!, into: copy, rows: rows, columns: columns)
-                return Matrix(type: type, data: copy, rows: rows, columns: columns, layout: .quads)
-            }
             return Matrix(type: type, data: t.bytes.baseAddress!, rows: rows, columns: columns)
         }
-        blocks = try (0 ..< config.layers).map { l in
-            try ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { try matrix("blk.\(l).\($0).weight") }
+        /// Q4_1 matrices of equal width repacked one after another into one owned buffer (quad
+        /// layout): the parts, then the stack (nil when there is one part). Others stay mapped.
+        func repack(_ parts: [Matrix?]) -> (parts: [Matrix?], stack: Matrix?) {
+            guard QuantizedGEMV.prefersQuadLayout else { return (parts, nil) }
+            guard let first = parts.first ?? nil,
+                  parts.allSatisfy({ $0?.type == .q4_1 && $0?.columns == first.columns }) else {
+                return (parts.map { m in m.flatMap { $0.type == .q4_1 ? repack([$0]).parts[0] : $0 } }, nil)
+            }
+            let rowBytes = Kernels.GGMLType.q4_1.rowBytes(count: first.columns)!, rows = parts.reduce(0) { $0 + $1!.rows }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowBytes), alignment: 64)
+            packed.append(buffer)
+            var offset = 0, out: [Matrix?] = []
+            for m in parts.map({ $0! }) {
+                QuantizedGEMV.packQuads(m.data, into: buffer + offset * rowBytes, rows: m.rows, columns: m.columns)
+                out.append(Matrix(type: .q4_1, data: buffer + offset * rowBytes, rows: m.rows, columns: m.columns, layout: .quads))
+                offset += m.rows
+            }
+            let stack = parts.count > 1 ? Matrix(type: .q4_1, data: buffer, rows: rows, columns: first.columns, layout: .quads) : nil
+            return (out, stack)
         }
-        output = try matrix(file.tensorInfo("output.weight") == nil ? "token_embd.weight" : "output.weight")
+        var blocks: [[Matrix?]] = [], qkv: [Matrix?] = [], gateUp: [Matrix?] = []
+        for l in 0 ..< config.layers {
+            let m = try ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { try source("blk.\(l).\($0).weight") }
+            let a = repack(Array(m[0 ..< 3])), o = repack([m[3]]), g = repack(Array(m[4 ..< 6])), d = repack([m[6]])
+            blocks.append(a.parts + o.parts + g.parts + d.parts)
+            qkv.append(a.stack); gateUp.append(g.stack)
+        }
+        self.blocks = blocks; self.qkv = qkv; self.gateUp = gateUp
+        output = repack([try source(file.tensorInfo("output.weight") == nil ? "token_embd.weight" : "output.weight")]).parts[0]
         self.packed = packed
     }
 

@@ -132,9 +132,13 @@ public final class LlamaModel: @unchecked Sendable {
                         eps: c.rmsEps, workers: w)
         if let quant {
             for r in 0 ..< N {
-                gemv(quant[0]!, xn + r * C, qkv + r * ldqkv, w)
-                gemv(quant[1]!, xn + r * C, qkv + r * ldqkv + c.qDim, w)
-                gemv(quant[2]!, xn + r * C, qkv + r * ldqkv + c.qDim + c.kvDim, w)
+                if let fused = weights.quantized?.qkv[l] {
+                    gemv(fused, xn + r * C, qkv + r * ldqkv, w)
+                } else {
+                    gemv(quant[0]!, xn + r * C, qkv + r * ldqkv, w)
+                    gemv(quant[1]!, xn + r * C, qkv + r * ldqkv + c.qDim, w)
+                    gemv(quant[2]!, xn + r * C, qkv + r * ldqkv + c.qDim + c.kvDim, w)
+                }
             }
         } else {
             GEMM.sgemm(transB: true, m: N, n: ldqkv, k: C, a: xn, lda: C, b: weights.qkv(l), ldb: C, c: qkv, ldc: ldqkv, workers: w)
@@ -162,9 +166,13 @@ public final class LlamaModel: @unchecked Sendable {
         RMSNorm.forward(out: xn, rstd: s.rstd.baseAddress!, inp: x, weight: weights.ffnNorm(l), rows: N, channels: C,
                         eps: c.rmsEps, workers: w)
         if let quant {
-            for r in 0 ..< N {
-                gemv(quant[4]!, xn + r * C, gate + r * F, w)
-                gemv(quant[5]!, xn + r * C, up + r * F, w)
+            if N == 1, up == gate + F, let fused = weights.quantized?.gateUp[l] {
+                gemv(fused, xn, gate, w)  // gate rows then up rows, into the adjacent gate and up buffers
+            } else {
+                for r in 0 ..< N {
+                    gemv(quant[4]!, xn + r * C, gate + r * F, w)
+                    gemv(quant[5]!, xn + r * C, up + r * F, w)
+                }
             }
         } else {
             GEMM.sgemm(transB: true, m: N, n: F, k: C, a: xn, lda: C, b: weights.gateUp(l), ldb: C, c: gate, ldc: F, workers: w)
