@@ -23,7 +23,7 @@ let spec = CommandSpec(
         .init("data", "FILE[:N]", "labeled (prompt, response, label) rows; repeat for several files", repeatable: true),
         .init("out", "FILE", "judge file (JSON) for evaluate --judge"),
         .init("report", "FILE", "JSON report: data, split, candidates, held-out scores"),
-        .init("features", "FILE", "also save the embeddings (one tensor per candidate block), labels, held-out marks, source file and refusal flags as safetensors, for offline analysis"),
+        .init("features", "FILE", "also save the embeddings (one tensor per block), labels, split, sources and refusal flags (safetensors)"),
         .init("held-out", "F", "fraction of prompts held out for scoring (default 0.25)"),
         .init("seed", "S", "seed of the split and of the row samples (default 0)"),
         .init("block", "B[,B...]", "candidate feature blocks: 1...L or relative depths in (0, 1); B+B+... concatenates "
