@@ -35,7 +35,7 @@ let spec = CommandSpec(
         .init("out", "FILE", "JSON report"),
         .init("samples", "FILE", "JSONL of every prompt, answer and verdict"),
         .init("max-new-tokens", "N", "new tokens per answer (default 128)"),
-        .init("batch-size", "N", "prompts generated together (default 16)"),
+        .init("batch-size", "N", "prompts generated together (default 32)"),
         .init("temperature", "T", "sampling temperature (default 0 = greedy)"),
         .init("seed", "S", "seed of sampling and of FILE:N samples (default 0)"),
         .init("system", "TEXT", "system prompt (default: the template's own)"),
@@ -73,7 +73,7 @@ public func evaluateMain(_ rawArguments: [String]) -> Never {
         let seed = UInt64(try args.int("seed", default: 0, range: 0 ... Int.max)!)
         let temperature = try args.double("temperature", default: 0, range: 0 ... 100)!
         let maxNew = try args.int("max-new-tokens", default: 128, range: 1 ... 1 << 20)!
-        let batchSize = try args.int("batch-size", default: 16, range: 1 ... 4096)!
+        let batchSize = try args.int("batch-size", default: 32, range: 1 ... 4096)!
         let batchTokens = try args.int("batch-tokens", default: 4096, range: 16 ... 1 << 24)!
         let system = args.string("system")
         for name in ["out", "samples"] { if let p = args.string(name) { try checkOutputFolder(p) } }

@@ -24,7 +24,7 @@ let spec = CommandSpec(
         .init("top-k", "K", "sample among the K most likely tokens"),
         .init("top-p", "P", "nucleus sampling mass (default 1)"),
         .init("seed", "S", "sampling seed (default 0)"),
-        .init("batch-size", "N", "prompts generated together (default 16)"),
+        .init("batch-size", "N", "prompts generated together (default 32)"),
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
 
@@ -42,7 +42,7 @@ public func generateMain(_ arguments: [String]) -> Never {
                                         temperature: Float(temperature), topK: try args.int("top-k", default: 0, range: 0 ... 1 << 24)!,
                                         topP: Float(try args.double("top-p", default: 1, range: 0.0001 ... 1)!),
                                         seed: UInt64(try args.int("seed", default: 0, range: 0 ... Int.max)!))
-        let batchSize = try args.int("batch-size", default: 16, range: 1 ... 4096)!
+        let batchSize = try args.int("batch-size", default: 32, range: 1 ... 4096)!
         let system = args.string("system")
 
         let start = DispatchTime.now()
