@@ -24,8 +24,9 @@ public enum QuantizedGEMV {
     /// `y` is (rows). `columns` is a multiple of 32 (checked). Types: Q8_0 (x = q·d) and
     /// Q4_1 (x = q·d + m, computed as d·Σ q·x + m·Σ x per block, Σ x precomputed once per call).
     /// Contract: overwrites `y`; parallel over contiguous row ranges; bitwise identical for any
-    /// `workers` (a row's arithmetic does not depend on the row it is paired with). Accumulation is per row in Float (per block Σ q·x, then scaled by d); the error
-    /// bound is that of a dot product of length K over the dequantized weights.
+    /// `workers` (a row's arithmetic does not depend on the row it is paired with). Accumulation is
+    /// per row in Float (per block Σ q·x, then scaled by d); the error bound is that of a dot product
+    /// of length K over the dequantized weights.
     /// Scratch: columns + columns/32 floats. Cost: 2·rows·columns FLOPs; reads rows·rowBytes + 4·columns bytes.
     public static func gemv(_ type: GGMLType, w: UnsafeRawPointer, x: UnsafePointer<Float>,
                             y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, workers: Int? = nil,
@@ -245,8 +246,8 @@ public enum QuantizedGEMV {
                 fmadd(&s1, nibbleLanes(w0, n + 1), xb); fmadd(&t1, nibbleLanes(w1, n + 1), xb)
             }
             let sums = UnsafeRawPointer(xsum + 4 * quad).loadUnaligned(as: SIMD4<Float>.self)
-            let (d0, m0) = packed ? packedScales(p0) : (quadD(quadScales(p0)), quadM(quadScales(p0)))
-            let (d1, m1) = packed ? packedScales(p1) : (quadD(quadScales(p1)), quadM(quadScales(p1)))
+            let (d0, m0) = packed ? packedScales(p0) : ggufScales(p0)
+            let (d1, m1) = packed ? packedScales(p1) : ggufScales(p1)
             fmadd(&acc0, d0, s0 + s1); fmadd(&acc1, d1, t0 + t1)
             fmadd(&mq0, m0, sums); fmadd(&mq1, m1, sums)
         }
@@ -277,7 +278,7 @@ public enum QuantizedGEMV {
         #if (arch(x86_64) && !os(macOS)) || arch(arm64)
         let dm = SIMD8<Float>(p.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float16>.self))
         #else
-        let dm = SIMD8<Float>((0 ..< 8).map { Dequantize.half(p, 64 + 2 * $0) })
+        let dm = SIMD8<Float>(scale(p, 64), scale(p, 66), scale(p, 68), scale(p, 70), scale(p, 72), scale(p, 74), scale(p, 76), scale(p, 78))
         #endif
         return (SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[1], dm[1], dm[1], dm[1], dm[2], dm[2], dm[2], dm[2], dm[3], dm[3], dm[3], dm[3]),
                 dm.highHalf)
@@ -315,6 +316,11 @@ public enum QuantizedGEMV {
                        highHalf: SIMD8(lowHalf: p.loadUnaligned(fromByteOffset: 44, as: SIMD4<UInt32>.self),
                                        highHalf: p.loadUnaligned(fromByteOffset: 64, as: SIMD4<UInt32>.self)))
     }
+    /// A GGUF-layout quad's d (spread over each block's four lanes) and m (one lane per block).
+    @inline(__always) static func ggufScales(_ p: UnsafeRawPointer) -> (SIMD16<Float>, SIMD4<Float>) {
+        let dm = quadScales(p)
+        return (quadD(dm), quadM(dm))
+    }
     /// d of each block of a quad, spread over its four lanes (from `quadScales`' d0 m0 d1 m1 ... order).
     @inline(__always) static func quadD(_ dm: SIMD8<Float>) -> SIMD16<Float> {
         SIMD16<Float>(dm[0], dm[0], dm[0], dm[0], dm[2], dm[2], dm[2], dm[2], dm[4], dm[4], dm[4], dm[4], dm[6], dm[6], dm[6], dm[6])
@@ -325,6 +331,7 @@ public enum QuantizedGEMV {
     @inline(__always)
     static func dotQ4_1Tail(_ row: UnsafeRawPointer, _ xp: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                             _ blocks: Int, from first: Int) -> Float {
+        // Lane blends as bit masks (`replacing(with:where:)` with a constant mask compiles to a loop).
         let upper = SIMD8<UInt32>(0, 0, 0, 0, ~0, ~0, ~0, ~0)
         let hiF = SIMD8<Float>(0, 0, 0, 0, 1, 1, 1, 1), loF = 1 - hiF
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()

@@ -189,7 +189,7 @@ public final class QuantizedWeights: @unchecked Sendable {
     public let qkv: [Matrix?], gateUp: [Matrix?]
     public let output: Matrix?
     private let owner: GGUFFile
-    private var packed: [UnsafeMutableRawPointer] = []
+    private let packed: [UnsafeMutableRawPointer]
 
     init(file: GGUFFile, config: LlamaConfig) throws {
         owner = file

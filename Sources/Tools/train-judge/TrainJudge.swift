@@ -110,14 +110,14 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 log(String(format: "train-judge: embedded %d/%d rows (%.0f s, ETA %.0f s)", done, total, dt, dt / Double(done) * Double(total - done)))
             }
         }
+        let refuses = answers.map { RefusalDetector().isRefusal($0) }
         if let path = args.string("features") {
             var w = SafeTensorsWriter()
             for (b, x) in emb.byBlock.sorted(by: { $0.key < $1.key }) { try w.add("block.\(b)", shape: [emb.rows, C], floats: x) }
-            let detector = RefusalDetector()
             try w.add("label", shape: [emb.rows], floats: labels.map { $0 ? 1 : 0 })
             try w.add("held_out", shape: [emb.rows], floats: heldOut.map { $0 ? 1 : 0 })
             try w.add("source", shape: [emb.rows], floats: source.map { Float($0) })
-            try w.add("refusal", shape: [emb.rows], floats: answers.map { detector.isRefusal($0) ? 1 : 0 })
+            try w.add("refusal", shape: [emb.rows], floats: refuses.map { $0 ? 1 : 0 })
             try w.write(to: path)
             log("train-judge: wrote features \(path)")
         }
@@ -129,10 +129,8 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
         embedSpec.setFeatureBlocks(result.blocks)
 
         // Held-out scores per file and overall.
-        let detector = RefusalDetector()
         let probabilities = result.fit.model.probabilities(
             JudgeEmbeddingSpec.features(emb.byBlock, blocks: result.blocks, rows: emb.rows, width: C), rows: emb.rows)
-        let refuses = answers.map { detector.isRefusal($0) }
         func quality(_ name: String, _ rows: [Int]) -> JudgeQuality {
             let y = rows.map { labels[$0] }
             return JudgeQuality(source: name,
