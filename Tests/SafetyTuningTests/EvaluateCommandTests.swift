@@ -157,19 +157,20 @@ final class EvaluateCommandTests: XCTestCase {
         try write("train-c.jsonl", [["prompt": "say hi", "response": "hi", "label": "benign"]])
         let args = ["--model", path("tiny.gguf"), "--data", path("train-a.jsonl"), "--data", path("train-b.jsonl"), "--data", path("train-c.jsonl"),
                     "--held-out", "0.3", "--l2", "0.1,1", "--threads", "1", "--report", path("tj.json")]
-        let r = try runTool("train-judge", args + ["--block", "1,2,1+2", "--out", path("trained.json")], besides: Self.self)
+        let r = try runTool("train-judge", args + ["--block", "1,2,1+2,last:2+1", "--out", path("trained.json")], besides: Self.self)
         XCTAssertEqual(r.status, 0, r.stderr)
         let judge = try JudgeFile.load(path("trained.json"))
-        XCTAssertTrue([[1], [2], [1, 2]].contains(judge.embedding.featureBlocks), "\(judge.embedding.featureBlocks)")
-        XCTAssertEqual(judge.classifier.dimension, 32 * judge.embedding.featureBlocks.count)
+        let chosen = judge.embedding.features.map { $0.name(main: .meanResponse) }
+        XCTAssertTrue([["1"], ["2"], ["1", "2"], ["1", "last:2"]].contains(chosen), "\(chosen)")
+        XCTAssertEqual(judge.classifier.dimension, 32 * chosen.count)
         XCTAssertTrue(judge.heldOut.contains { $0.source == "all held-out rows except \(path("train-a.jsonl"))" })
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("tj.json")))) as? [String: Any])
-        XCTAssertEqual((report["candidates"] as? [Any])?.count, 6, "3 block sets x 2 L2 strengths")
+        XCTAssertEqual((report["candidates"] as? [Any])?.count, 8, "4 block sets x 2 L2 strengths")
         let e = try run(["--model", path("tiny.gguf"), "--judge", path("trained.json"), "--harmful", path("harmful.jsonl"),
                          "--max-new-tokens", "3", "--threads", "1", "--out", path("r.json")])
         XCTAssertEqual(e.status, 0, e.stderr)
 
-        for bad in ["1+1", "3", "0.5+", "x"] {
+        for bad in ["1+1", "3", "0.5+", "x", "last:1", "last:1+last:1", "1+last:3"] {
             let b = try runTool("train-judge", args + ["--block", bad, "--out", path("bad.json")], besides: Self.self)
             XCTAssertEqual(b.status, 2, "--block \(bad): \(b.stderr)")
             XCTAssertTrue(b.stderr.contains("--block"), b.stderr)

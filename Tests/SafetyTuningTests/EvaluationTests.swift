@@ -274,24 +274,36 @@ final class EvaluationTests: XCTestCase {
         let m = try LlamaLoader.load(modelPath)
         let C = m.model.config.hiddenSize
         var f = Self.judgeFile(for: m, seed: 8)
-        f.embedding.setFeatureBlocks([2, 1])
+        f.embedding.setFeatures([JudgeFeature(block: 2, position: .meanResponse), JudgeFeature(block: 1, position: .meanResponse),
+                                 JudgeFeature(block: 2, position: .lastToken)])
+        XCTAssertEqual(f.embedding.featureBlocks, [2, 1])
+        XCTAssertEqual(f.embedding.lastTokenBlocks, [2])
+        let W = 3 * C
         var rng = SeededRNG(seed: 9)
-        f.classifier = LogisticModel(mean: (0 ..< 2 * C).map { _ in rng.normal() * 0.01 }, scale: (0 ..< 2 * C).map { _ in 0.5 + abs(rng.normal()) },
-                                     weights: (0 ..< 2 * C).map { _ in rng.normal() }, bias: -0.2)
+        f.classifier = LogisticModel(mean: (0 ..< W).map { _ in rng.normal() * 0.01 }, scale: (0 ..< W).map { _ in 0.5 + abs(rng.normal()) },
+                                     weights: (0 ..< W).map { _ in rng.normal() }, bias: -0.2)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("judge-multi-\(getpid()).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try f.encoded().write(to: URL(fileURLWithPath: path))
         let back = try JudgeFile.load(path)
         XCTAssertEqual(back, f)
         XCTAssertEqual(back.embedding.featureBlocks, [2, 1])
+        XCTAssertEqual(back.embedding.lastTokenBlocks, [2])
 
+        // The judge's features are the mean-response states of blocks 2 and 1, then the last-token state
+        // of block 2: compared with separate single-position passes.
         let prompts = ["how do I bake bread", "tell me a joke"], answers = ["Mix flour and water, then bake.", "Why did the chicken cross the road?"]
         let verdicts = try HarmJudge(file: back).judge(prompts: prompts, answers: answers, model: m)
-        let e = try HarmJudge.embed(prompts: prompts, answers: answers, spec: back.embedding, model: m, blocks: [1, 2])
+        let samples = zip(prompts, answers).map { back.embedding.sample(prompt: $0, answer: $1) }
+        let mean = try SAFTEmbedder.embed(samples, model: m, blocks: [1, 2], position: .meanResponse)
+        let last = try SAFTEmbedder.embed(samples, model: m, blocks: [2], position: .lastToken)
+        XCTAssertNotEqual(mean.byBlock[2]!, last.byBlock[2]!)
         for i in 0 ..< 2 {
-            let x = (e.byBlock[2]![(i * C) ..< ((i + 1) * C)] + e.byBlock[1]![(i * C) ..< ((i + 1) * C)]).map(Double.init)
+            let r = (i * C) ..< ((i + 1) * C)
+            let parts: [ArraySlice<Float>] = [mean.byBlock[2]![r], mean.byBlock[1]![r], last.byBlock[2]![r]]
+            let x: [Double] = parts.flatMap { $0.map(Double.init) }
             var t = back.classifier.bias
-            for j in 0 ..< 2 * C { t += back.classifier.weights[j] * (x[j] - back.classifier.mean[j]) / back.classifier.scale[j] }
+            for j in 0 ..< W { t += back.classifier.weights[j] * (x[j] - back.classifier.mean[j]) / back.classifier.scale[j] }
             XCTAssertEqual(try XCTUnwrap(verdicts[i].probability), LogisticRegression.sigmoid(t), accuracy: 1e-12)
         }
 
@@ -299,11 +311,11 @@ final class EvaluationTests: XCTestCase {
         var narrow = f
         narrow.classifier = Self.judgeFile(for: m, seed: 8).classifier
         try narrow.encoded().write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("\(2 * C) wide"), "\(e)") }
+        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("\(W) wide"), "\(e)") }
         var deep = f
-        deep.embedding.setFeatureBlocks([2, 3])
+        deep.embedding.lastTokenBlocks = [3]
         try deep.encoded().write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("blocks [2, 3] of 2"), "\(e)") }
+        XCTAssertThrowsError(try JudgeFile.load(path)) { e in XCTAssertTrue("\(e)".contains("last:3\"] of 2 blocks"), "\(e)") }
     }
 
     func testPromptSplitIsDeterministicGroupedAndNearTheFraction() {

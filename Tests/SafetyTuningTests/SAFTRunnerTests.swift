@@ -139,6 +139,27 @@ final class SAFTRunnerTests: XCTestCase {
         XCTAssertTrue(log.contains("shard 1/3 is missing"), log)
     }
 
+    /// Reading several positions in one set of passes gives each position's single-position states.
+    func testEmbeddingAtSeveralPositionsInOnePass() throws {
+        let data = try Dataset.load(try write("d.jsonl", rows(labels: true)))
+        let loaded = try LlamaLoader.load(model)
+        let both = try SAFTEmbedder.embed(data.samples, model: loaded,
+                                          reads: [.meanResponse: [2], .lastToken: [1, 2], .lastPromptToken: [1]], maxTokens: 160)
+        XCTAssertEqual(Set(both.keys), [.meanResponse, .lastToken, .lastPromptToken])
+        for (position, blocks) in [(EmbeddingPosition.meanResponse, [2]), (.lastToken, [1, 2]), (.lastPromptToken, [1])] {
+            let one = try SAFTEmbedder.embed(data.samples, model: loaded, blocks: blocks, position: position, maxTokens: 160)
+            XCTAssertEqual(both[position]!.position, position)
+            XCTAssertEqual(both[position]!.truncated, one.truncated)
+            for b in blocks {
+                let x = both[position]!.byBlock[b]!, y = one.byBlock[b]!
+                XCTAssertEqual(x.count, y.count)
+                // last-prompt alone runs the prompt only (other batches): equal up to rounding.
+                for i in x.indices { XCTAssertEqual(x[i], y[i], accuracy: 1e-4 * max(1, abs(y[i])), "\(position) block \(b) [\(i)]") }
+            }
+        }
+        XCTAssertNotEqual(both[.lastToken]!.byBlock[2]!, both[.meanResponse]!.byBlock[2]!)
+    }
+
     func testEmbeddingCacheRoundTrip() throws {
         let data = try Dataset.load(try write("d.jsonl", rows(labels: true)))
         let loaded = try LlamaLoader.load(model)

@@ -26,15 +26,28 @@ public struct ModelIdentity: Codable, Equatable, Sendable {
     }
 }
 
+/// One part of the judge's feature vector: the residual stream after `block` at `position`.
+public struct JudgeFeature: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var block: Int
+    public var position: EmbeddingPosition
+    public init(block: Int, position: EmbeddingPosition) { self.block = block; self.position = position }
+    public static func < (a: JudgeFeature, b: JudgeFeature) -> Bool { (a.position.rawValue, a.block) < (b.position.rawValue, b.block) }
+    /// "15" at the spec's main position, "last:15" at the last token (train-judge --block syntax).
+    public func name(main: EmbeddingPosition) -> String { position == main ? "\(block)" : "\(position.rawValue):\(block)" }
+    public var description: String { "\(position.rawValue):\(block)" }
+}
+
 /// How the judge turns (prompt, answer) into a feature vector: texts clipped to a number of
 /// characters (training answers are long, generated ones short; clipping makes them alike and
-/// bounds the cost), rendered with the model's chat template, residual stream after `block` at
-/// `position`, or the concatenation of the residual streams after each of `blocks` (in that order)
-/// when the file lists several (older judge files have only `block`).
+/// bounds the cost), rendered with the model's chat template, the residual streams after each of
+/// `blocks` at `position` side by side, then those after each of `lastTokenBlocks` at the last token
+/// (the end of the answer's turn; both read in the same forward pass). Older judge files have only
+/// `block`, or no `lastTokenBlocks`.
 public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
     public var block: Int
     public var blocks: [Int]?
     public var position: String
+    public var lastTokenBlocks: [Int]?
     public var maxPromptCharacters: Int
     public var maxResponseCharacters: Int
     public var maxTokens: Int
@@ -47,8 +60,15 @@ public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
 
     public var embeddingPosition: EmbeddingPosition? { EmbeddingPosition(rawValue: position) }
 
-    /// The blocks whose states make the feature vector, in order.
+    /// The blocks read at `position`, in feature order.
     public var featureBlocks: [Int] { blocks ?? [block] }
+
+    /// Every part of the feature vector, in order: `featureBlocks` at `position`, then `lastTokenBlocks`.
+    public var features: [JudgeFeature] {
+        let main = embeddingPosition ?? .meanResponse
+        return featureBlocks.map { JudgeFeature(block: $0, position: main) }
+            + (lastTokenBlocks ?? []).map { JudgeFeature(block: $0, position: .lastToken) }
+    }
 
     /// Sets the feature blocks (`block` keeps the first, for readers of the older field).
     public mutating func setFeatureBlocks(_ b: [Int]) {
@@ -56,10 +76,26 @@ public struct JudgeEmbeddingSpec: Codable, Equatable, Sendable {
         block = b[0]; blocks = b.count > 1 ? b : nil
     }
 
-    /// Features of every row: the listed blocks' states side by side, (rows, width · blocks.count).
-    public static func features(_ byBlock: [Int: [Float]], blocks: [Int], rows: Int, width: Int) -> [Float] {
-        if blocks.count == 1 { return byBlock[blocks[0]]! }
-        let parts = blocks.map { byBlock[$0]! }, d = width * blocks.count
+    /// Sets the features from a list in canonical order (see `canonical`).
+    public mutating func setFeatures(_ f: [JudgeFeature]) {
+        let main = embeddingPosition ?? .meanResponse
+        precondition(f == Self.canonical(f, main: main) && f.first?.position == main,
+                     "JudgeEmbeddingSpec: features must start at the main position and list it first")
+        setFeatureBlocks(f.filter { $0.position == main }.map(\.block))
+        let last = f.filter { $0.position != main }
+        precondition(last.allSatisfy { $0.position == .lastToken }, "JudgeEmbeddingSpec: only last-token features besides the main position")
+        lastTokenBlocks = last.isEmpty ? nil : last.map(\.block)
+    }
+
+    /// The order a spec stores features in: those at `main` first, then the others, each in the given order.
+    public static func canonical(_ f: [JudgeFeature], main: EmbeddingPosition) -> [JudgeFeature] {
+        f.filter { $0.position == main } + f.filter { $0.position != main }
+    }
+
+    /// Features of every row: the listed parts' states side by side, (rows, width · keys.count).
+    public static func features<K: Hashable>(_ byKey: [K: [Float]], blocks keys: [K], rows: Int, width: Int) -> [Float] {
+        if keys.count == 1 { return byKey[keys[0]]! }
+        let parts = keys.map { byKey[$0]! }, d = width * keys.count
         var out = [Float](repeating: 0, count: rows * d)
         for r in 0 ..< rows {
             for (k, part) in parts.enumerated() {
@@ -124,21 +160,22 @@ public struct JudgeFile: Codable, Equatable, Sendable {
             throw DatasetError("\(path) is not a judge file (\(JudgeFile.formatName)): \(Self.describe(error))")
         }
         guard f.format == formatName else { throw DatasetError("\(path): format '\(f.format)', expected '\(formatName)'") }
-        guard !f.embedding.featureBlocks.isEmpty, f.embedding.featureBlocks.count <= f.model.layers else {
-            throw DatasetError("\(path): embedding.blocks must list 1...\(f.model.layers) blocks")
+        let parts = f.embedding.features
+        guard !f.embedding.featureBlocks.isEmpty, parts.count <= 2 * f.model.layers, Set(parts).count == parts.count else {
+            throw DatasetError("\(path): embedding.blocks and embedding.last_token_blocks must list distinct blocks of 1...\(f.model.layers)")
         }
-        let dim = f.model.hiddenSize * f.embedding.featureBlocks.count, c = f.classifier
+        let dim = f.model.hiddenSize * parts.count, c = f.classifier
         guard c.weights.count == dim, c.mean.count == dim, c.scale.count == dim else {
             throw DatasetError("\(path): classifier has \(c.weights.count) weights, \(c.mean.count) means, \(c.scale.count) scales; "
-                               + "the features are \(dim) wide (model width \(f.model.hiddenSize) x \(f.embedding.featureBlocks.count) blocks)")
+                               + "the features are \(dim) wide (model width \(f.model.hiddenSize) x \(parts.count) blocks)")
         }
         guard (c.weights + c.mean + c.scale + [c.bias, f.threshold]).allSatisfy(\.isFinite), c.scale.allSatisfy({ $0 > 0 }) else {
             throw DatasetError("\(path): classifier values must be finite and scales positive")
         }
-        guard f.embedding.featureBlocks.allSatisfy({ $0 >= 1 && $0 <= f.model.layers }), f.embedding.block == f.embedding.featureBlocks[0],
+        guard parts.allSatisfy({ $0.block >= 1 && $0.block <= f.model.layers }), f.embedding.block == f.embedding.featureBlocks[0],
               f.embedding.embeddingPosition != nil,
               f.embedding.maxPromptCharacters > 0, f.embedding.maxResponseCharacters > 0, f.embedding.maxTokens > 0 else {
-            throw DatasetError("\(path): bad embedding spec (blocks \(f.embedding.featureBlocks) of \(f.model.layers), position '\(f.embedding.position)')")
+            throw DatasetError("\(path): bad embedding spec (features \(parts.map(\.description)) of \(f.model.layers) blocks, position '\(f.embedding.position)')")
         }
         return f
     }
@@ -170,6 +207,14 @@ public struct Verdict: Sendable {
     }
 }
 
+/// The judge model's states of (prompt, answer) pairs, one (rows, width) matrix per feature.
+public struct JudgeStates: Sendable {
+    public var rows: Int, width: Int
+    public var byFeature: [JudgeFeature: [Float]]
+    public var truncated: Int, tokens: Int
+    public var seconds: Double
+}
+
 /// The judge: refusal detector plus the learned classifier on the judge model's own embeddings.
 public struct HarmJudge: Sendable {
     public var file: JudgeFile
@@ -179,14 +224,23 @@ public struct HarmJudge: Sendable {
         self.file = file; self.refusals = refusals
     }
 
-    /// Embeddings of (prompt, answer) pairs as the judge sees them: (rows, width) floats.
-    public static func embed(prompts: [String], answers: [String], spec: JudgeEmbeddingSpec, model: LoadedModel, blocks: [Int]? = nil,
-                             batchTokens: Int = 4096, progress: ((Int, Int) -> Void)? = nil) throws -> Embeddings {
+    /// States of (prompt, answer) pairs as the judge sees them, for every feature in `features`
+    /// (default: the spec's), from one set of forward passes: (rows, width) floats per feature.
+    public static func embed(prompts: [String], answers: [String], spec: JudgeEmbeddingSpec, model: LoadedModel,
+                             features: [JudgeFeature]? = nil, batchTokens: Int = 4096,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> JudgeStates {
         precondition(prompts.count == answers.count, "HarmJudge.embed: \(prompts.count) prompts, \(answers.count) answers")
-        guard let position = spec.embeddingPosition else { throw DatasetError("unknown embedding position '\(spec.position)'") }
+        guard spec.embeddingPosition != nil else { throw DatasetError("unknown embedding position '\(spec.position)'") }
+        let parts = features ?? spec.features
+        var reads = [EmbeddingPosition: [Int]]()
+        for f in parts { reads[f.position, default: []].append(f.block) }
         let samples = zip(prompts, answers).map { spec.sample(prompt: $0, answer: $1) }
-        return try SAFTEmbedder.embed(samples, model: model, blocks: blocks ?? spec.featureBlocks, position: position,
-                                      maxTokens: spec.maxTokens, batchTokens: batchTokens, progress: progress)
+        let e = try SAFTEmbedder.embed(samples, model: model, reads: reads, maxTokens: spec.maxTokens, batchTokens: batchTokens,
+                                       progress: progress)
+        let any = e.values.first!
+        var by = [JudgeFeature: [Float]]()
+        for f in parts { by[f] = e[f.position]!.byBlock[f.block]! }
+        return JudgeStates(rows: any.rows, width: any.dim, byFeature: by, truncated: any.truncated, tokens: any.tokens, seconds: any.seconds)
     }
 
     /// Checks that `model` is the model the classifier learned on.
@@ -204,7 +258,7 @@ public struct HarmJudge: Sendable {
         try check(model: model)
         let e = try HarmJudge.embed(prompts: prompts, answers: answers, spec: file.embedding, model: model,
                                     batchTokens: batchTokens, progress: progress)
-        let x = JudgeEmbeddingSpec.features(e.byBlock, blocks: file.embedding.featureBlocks, rows: e.rows, width: file.model.hiddenSize)
+        let x = JudgeEmbeddingSpec.features(e.byFeature, blocks: file.embedding.features, rows: e.rows, width: file.model.hiddenSize)
         let p = file.classifier.probabilities(x, rows: e.rows)
         return answers.indices.map { i in
             let r = refusals.match(answers[i])

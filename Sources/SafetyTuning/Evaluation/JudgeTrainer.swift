@@ -6,32 +6,33 @@ import Foundation
 /// validation set) and picks the (blocks, λ) of least validation log loss, then refits on all
 /// training rows.
 public enum JudgeTrainer {
-    public struct Candidate: Sendable {
-        public var blocks: [Int]
+    public struct Candidate<Key: Hashable & Sendable>: Sendable {
+        public var blocks: [Key]
         public var l2: Double
         public var validationLogLoss: Double
         public var validationF1: Double
     }
 
-    public struct Result: Sendable {
-        public var blocks: [Int]
+    public struct Result<Key: Hashable & Sendable>: Sendable {
+        public var blocks: [Key]
         public var l2: Double
         public var fit: LogisticRegression.Fit
-        public var candidates: [Candidate]
+        public var candidates: [Candidate<Key>]
     }
 
     public static let defaultL2Grid: [Double] = [1e-3, 1e-2, 1e-1, 1]
 
-    /// `byBlock[b]` holds (rows, width) states; `candidates` are block sets (nil: each block alone);
-    /// `train` marks the rows the classifier may learn from.
-    public static func train(byBlock: [Int: [Float]], width: Int, candidates blockSets: [[Int]]? = nil, labels: [Bool], prompts: [String],
-                             train: [Bool], l2Grid: [Double] = defaultL2Grid, seed: UInt64, workers: Int? = nil,
-                             note: ((String) -> Void)? = nil) throws -> Result {
+    /// `byBlock[b]` holds (rows, width) states of feature part `b` (a block, or a `JudgeFeature`);
+    /// `candidates` are sets of parts (nil: each part alone); `train` marks the rows the classifier may learn from.
+    public static func train<Key: Hashable & Comparable & Sendable>(
+        byBlock: [Key: [Float]], width: Int, candidates blockSets: [[Key]]? = nil, labels: [Bool], prompts: [String],
+        train: [Bool], l2Grid: [Double] = defaultL2Grid, seed: UInt64, workers: Int? = nil,
+        name: (Key) -> String = { "\($0)" }, note: ((String) -> Void)? = nil) throws -> Result<Key> {
         let n = labels.count
         let sets = blockSets ?? byBlock.keys.sorted().map { [$0] }
         precondition(!sets.isEmpty && sets.allSatisfy { !$0.isEmpty && $0.allSatisfy { byBlock[$0] != nil } },
                      "JudgeTrainer: every candidate block needs its states")
-        func features(_ set: [Int]) -> [Float] { JudgeEmbeddingSpec.features(byBlock, blocks: set, rows: n, width: width) }
+        func features(_ set: [Key]) -> [Float] { JudgeEmbeddingSpec.features(byBlock, blocks: set, rows: n, width: width) }
         let trainRows = (0 ..< n).filter { train[$0] }
         guard trainRows.contains(where: { labels[$0] }), trainRows.contains(where: { !labels[$0] }) else {
             throw DatasetError("the training split needs both harmful and benign rows")
@@ -39,7 +40,7 @@ public enum JudgeTrainer {
         // Inner split by prompt, with another seed so it is independent of the held-out split.
         let inner = trainRows.map { PromptSplit.isHeldOut(prompts[$0], seed: seed &+ 0x5eed, fraction: 0.2) }
         let fitRows = zip(trainRows, inner).filter { !$0.1 }.map(\.0), valRows = zip(trainRows, inner).filter { $0.1 }.map(\.0)
-        var candidates: [Candidate] = []
+        var candidates: [Candidate<Key>] = []
         let canValidate = fitRows.contains { labels[$0] } && fitRows.contains { !labels[$0] } && valRows.count >= 2
         if canValidate && (sets.count > 1 || l2Grid.count > 1) {
             for set in sets {
@@ -54,7 +55,7 @@ public enum JudgeTrainer {
                     let f1 = EvaluationMetrics.agreement(predicted: p.map { $0 > 0.5 }, labels: valRows.map { labels[$0] }).f1
                     candidates.append(Candidate(blocks: set, l2: l2, validationLogLoss: logLoss, validationF1: f1))
                     note?(String(format: "blocks %@, l2 %g: validation log loss %.4f, F1 %.3f (%d Newton steps)",
-                                 set.map(String.init).joined(separator: "+"), l2, logLoss, f1, f.iterations))
+                                 set.map(name).joined(separator: "+"), l2, logLoss, f1, f.iterations))
                 }
             }
         }

@@ -46,34 +46,49 @@ public enum SAFTEmbedder {
     public static func embed(_ samples: [Sample], model m: LoadedModel, blocks: [Int], position: EmbeddingPosition,
                              maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws -> Embeddings {
+        try embed(samples, model: m, reads: [position: blocks], maxTokens: maxTokens, batchTokens: batchTokens,
+                  workers: workers, progress: progress)[position]!
+    }
+
+    /// The same forward passes read at several positions at once (`reads[p]` lists the blocks read at
+    /// position p): one `Embeddings` per position, sharing their token counts and timing. The model
+    /// runs on the prompt alone only when `last-prompt` is the only position read.
+    public static func embed(_ samples: [Sample], model m: LoadedModel, reads: [EmbeddingPosition: [Int]],
+                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> [EmbeddingPosition: Embeddings] {
         let c = m.model.config, C = c.hiddenSize
-        guard !blocks.isEmpty, blocks.allSatisfy({ $0 >= 1 && $0 <= c.layers }) else {
-            throw DatasetError("embedding blocks \(blocks) must lie in 1...\(c.layers)")
+        let blocks = Array(Set(reads.values.joined())).sorted()
+        guard !reads.isEmpty, reads.values.allSatisfy({ !$0.isEmpty }), blocks.allSatisfy({ $0 >= 1 && $0 <= c.layers }) else {
+            throw DatasetError("embedding blocks \(reads.values.map { $0 }) must be non-empty and lie in 1...\(c.layers)")
         }
+        let positions = reads.keys.sorted { $0.rawValue < $1.rawValue }
+        let promptOnly = positions == [.lastPromptToken]
         let start = DispatchTime.now()
         let limit = min(maxTokens, c.contextLength)
         var truncated = 0, totalTokens = 0
-        // Token ids to run and, per sample, the rows (within its own sequence) to read.
-        var inputs: [[Int32]] = [], readFrom: [Range<Int>] = [], rowTruncated: [Bool] = []
+        // Token ids to run and, per position and sample, the rows (within its own sequence) to read.
+        var inputs: [[Int32]] = [], rowTruncated: [Bool] = []
+        var readFrom = [EmbeddingPosition: [Range<Int>]]()
         for s in samples {
             var (ids, promptTokens) = SampleEncoding.encode(s, with: m)
             rowTruncated.append(ids.count > limit)
             if ids.count > limit { ids = Array(ids.prefix(limit)); truncated += 1 }
             let p = max(1, min(promptTokens, ids.count))
-            switch position {
-            case .lastPromptToken:
-                ids = Array(ids.prefix(p))
-                readFrom.append(p - 1 ..< p)
-            case .lastToken:
-                readFrom.append(ids.count - 1 ..< ids.count)
-            case .meanResponse:
-                readFrom.append(p < ids.count ? p ..< ids.count : ids.count - 1 ..< ids.count)
+            if promptOnly { ids = Array(ids.prefix(p)) }
+            for position in positions {
+                let range: Range<Int>
+                switch position {
+                case .lastPromptToken: range = p - 1 ..< p
+                case .lastToken: range = ids.count - 1 ..< ids.count
+                case .meanResponse: range = p < ids.count ? p ..< ids.count : ids.count - 1 ..< ids.count
+                }
+                readFrom[position, default: []].append(range)
             }
             inputs.append(ids)
             totalTokens += ids.count
         }
-        var out = [Int: [Float]]()
-        for b in blocks { out[b] = [Float](repeating: 0, count: samples.count * C) }
+        var out = [EmbeddingPosition: [Int: [Float]]]()
+        for (position, bs) in reads { for b in bs { out[position, default: [:]][b] = [Float](repeating: 0, count: samples.count * C) } }
         // Longest first, so batches hold similar lengths.
         let order = inputs.indices.sorted { inputs[$0].count > inputs[$1].count }
         var done = 0, i = 0
@@ -85,25 +100,33 @@ public enum SAFTEmbedder {
             let result = try m.model.forward(batch.map { inputs[$0] },
                                              options: ForwardOptions(logits: .none, captureBlocks: blocks,
                                                                      stopAfterBlock: blocks.max()!, workers: workers))
-            for b in blocks {
-                let h = result.hidden[b]!
-                out[b]!.withUnsafeMutableBufferPointer { dst in
-                    for (j, sampleIndex) in batch.enumerated() {
-                        let base = result.sequenceStarts[j], rows = readFrom[sampleIndex]
-                        let d = dst.baseAddress! + sampleIndex * C
-                        for r in rows { for x in 0 ..< C { d[x] += h[(base + r) * C + x] } }
-                        let scale = 1 / Float(rows.count)
-                        if rows.count > 1 { for x in 0 ..< C { d[x] *= scale } }
+            for position in positions {
+                let ranges = readFrom[position]!
+                for b in reads[position]! {
+                    let h = result.hidden[b]!
+                    out[position]![b]!.withUnsafeMutableBufferPointer { dst in
+                        for (j, sampleIndex) in batch.enumerated() {
+                            let base = result.sequenceStarts[j], rows = ranges[sampleIndex]
+                            let d = dst.baseAddress! + sampleIndex * C
+                            for r in rows { for x in 0 ..< C { d[x] += h[(base + r) * C + x] } }
+                            let scale = 1 / Float(rows.count)
+                            if rows.count > 1 { for x in 0 ..< C { d[x] *= scale } }
+                        }
                     }
                 }
             }
             done += batch.count
             progress?(done, samples.count)
         }
-        var e = Embeddings(rows: samples.count, dim: C, byBlock: out, position: position, truncated: truncated,
-                           tokens: totalTokens, seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
-        e.rowTokens = inputs.map(\.count)
-        e.rowTruncated = rowTruncated
-        return e
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        var result = [EmbeddingPosition: Embeddings]()
+        for position in positions {
+            var e = Embeddings(rows: samples.count, dim: C, byBlock: out[position]!, position: position, truncated: truncated,
+                               tokens: totalTokens, seconds: elapsed)
+            e.rowTokens = inputs.map(\.count)
+            e.rowTruncated = rowTruncated
+            result[position] = e
+        }
+        return result
     }
 }

@@ -152,7 +152,8 @@ public func evaluateMain(_ rawArguments: [String]) -> Never {
         if let judgeFile {
             report["judge"] = ["file": args.string("judge")!, "model": judgeFile.model.name, "model_fingerprint": judgeFile.model.fingerprint,
                                "judge_model_path": args.string("judge-model") ?? modelPath,
-                               "block": judgeFile.embedding.block, "blocks": judgeFile.embedding.featureBlocks, "position": judgeFile.embedding.position, "threshold": judgeFile.threshold,
+                               "block": judgeFile.embedding.block, "blocks": judgeFile.embedding.featureBlocks, "position": judgeFile.embedding.position,
+                               "last_token_blocks": judgeFile.embedding.lastTokenBlocks ?? [], "threshold": judgeFile.threshold,
                                "held_out": judgeFile.heldOut.map { ["source": $0.source, "classifier": $0.classifier.json, "rule": $0.rule.json] }]
         }
         var samples: [String] = []

@@ -11,7 +11,8 @@ let spec = CommandSpec(
     details: """
     Trains the harmfulness classifier of `evaluate`'s judge: L2-regularised logistic regression on the
     model's own embeddings of (prompt, answer) pairs (residual stream after one block, or several
-    blocks' streams side by side; mean over the answer's tokens; chat template applied). Every row of
+    blocks' streams side by side; mean over the answer's tokens, optionally with last-token states
+    beside it; chat template applied). Every row of
     every --data file needs a `label` (harmful = the answer complies with a harmful request). FILE:N
     uses a seeded sample of N rows. Rows are split by prompt into training and held-out parts
     (--held-out, --seed); feature blocks and L2 strength are chosen on an inner split of the training
@@ -23,11 +24,11 @@ let spec = CommandSpec(
         .init("data", "FILE[:N]", "labeled (prompt, response, label) rows; repeat for several files", repeatable: true),
         .init("out", "FILE", "judge file (JSON) for evaluate --judge"),
         .init("report", "FILE", "JSON report: data, split, candidates, held-out scores"),
-        .init("features", "FILE", "also save the embeddings (one tensor per block), labels, split, sources and refusal flags (safetensors)"),
+        .init("features", "FILE", "also save the embeddings (block.B per block, last.B at the last token), labels, split, sources and refusal flags (safetensors)"),
         .init("held-out", "F", "fraction of prompts held out for scoring (default 0.25)"),
         .init("seed", "S", "seed of the split and of the row samples (default 0)"),
         .init("block", "B[,B...]", "candidate feature blocks: 1...L or relative depths in (0, 1); B+B+... concatenates "
-              + "blocks (default \(defaultBlockCandidates))"),
+              + "blocks; last:B reads block B at the answer's last token instead of --position (default \(defaultBlockCandidates))"),
         .init("l2", "X[,X...]", "candidate L2 strengths (default 0.001,0.01,0.1,1)"),
         .init("position", "P", "token: mean-response (default), last, last-prompt"),
         .init("max-prompt-chars", "N", "prompt characters embedded (default 256)"),
@@ -36,9 +37,12 @@ let spec = CommandSpec(
         .init("threads", "N", "worker threads (default: all cores)"),
     ])
 
-/// Default candidates: single blocks from the middle to the top and three concatenations (on
-/// SmolLM2-135M, deeper and concatenated states separated the labeled answers better; Docs/EVALUATION.md).
-let defaultBlockCandidates = "0.5,0.6,0.77,0.87,0.33+0.5+0.67+0.87,0.5+0.67+0.87,0.27+0.5+0.77"
+/// Default candidates: single blocks from the middle to the top, three concatenations, and two with
+/// last-token states beside the mean over the answer (on SmolLM2-135M, deeper and concatenated states
+/// separated the labeled answers better, and the last-token states added about 0.01 of held-out F1;
+/// Docs/EVALUATION.md).
+let defaultBlockCandidates = "0.5,0.6,0.77,0.87,0.33+0.5+0.67+0.87,0.5+0.67+0.87,0.27+0.5+0.77,"
+    + "0.33+0.5+0.67+0.87+last:0.5+last:0.77,0.33+0.5+0.67+0.87+last:0.6"
 
 /// The `train-judge` command; `arguments` are the options after the tool name.
 public func trainJudgeMain(_ arguments: [String]) -> Never {
@@ -83,26 +87,33 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
 
         let loaded = try LlamaLoader.load(modelPath)
         let L = loaded.model.config.layers, C = loaded.model.config.hiddenSize
-        func block(_ text: Substring) throws -> Int {
-            if let b = Int(text), b >= 1, b <= L { return b }
-            if let f = Double(text), f > 0, f < 1 { return max(1, min(L, Int((f * Double(L)).rounded()))) }
-            throw UsageError("--block '\(text)': give blocks in 1...\(L) or relative depths in (0, 1), joined by '+' to concatenate")
+        func feature(_ item: Substring) throws -> JudgeFeature {
+            let last = item.hasPrefix("last:"), text = last ? item.dropFirst(5) : item
+            let at = last ? EmbeddingPosition.lastToken : position
+            if let b = Int(text), b >= 1, b <= L { return JudgeFeature(block: b, position: at) }
+            if let f = Double(text), f > 0, f < 1 { return JudgeFeature(block: max(1, min(L, Int((f * Double(L)).rounded()))), position: at) }
+            throw UsageError("--block '\(item)': give blocks in 1...\(L) or relative depths in (0, 1), optionally as last:B, "
+                             + "joined by '+' to concatenate")
         }
-        var candidateSets: [[Int]] = []
+        var candidateSets: [[JudgeFeature]] = []
         for text in (args.string("block") ?? defaultBlockCandidates).split(separator: ",", omittingEmptySubsequences: false) {
-            let set = try text.split(separator: "+", omittingEmptySubsequences: false).map(block)
+            let set = JudgeEmbeddingSpec.canonical(try text.split(separator: "+", omittingEmptySubsequences: false).map(feature), main: position)
             guard Set(set).count == set.count else { throw UsageError("--block '\(text)' names a block twice") }
+            guard set.first?.position == position else { throw UsageError("--block '\(text)': a candidate needs at least one block at \(position.rawValue)") }
             if !candidateSets.contains(set) { candidateSets.append(set) }
         }
-        let blocks = Array(Set(candidateSets.joined())).sorted()
-        let candidatesText = candidateSets.map { $0.map(String.init).joined(separator: "+") }.joined(separator: ", ")
+        let parts = Array(Set(candidateSets.joined())).sorted()
+        func name(_ f: JudgeFeature) -> String { f.name(main: position) }
+        func names(_ set: [JudgeFeature]) -> String { set.map(name).joined(separator: "+") }
+        let candidatesText = candidateSets.map(names).joined(separator: ", ")
         log("train-judge: \(prompts.count) rows (\(labels.filter { $0 }.count) harmful) from \(files.count) files; "
             + "\(heldOut.filter { $0 }.count) held out; model \(modelPath) (\(L) blocks); candidates \(candidatesText) at \(position.rawValue); "
             + "\(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
 
-        var embedSpec = JudgeEmbeddingSpec(block: blocks[0], position: position, maxPromptCharacters: maxPrompt, maxResponseCharacters: maxResponse)
+        var embedSpec = JudgeEmbeddingSpec(block: candidateSets[0][0].block, position: position, maxPromptCharacters: maxPrompt,
+                                           maxResponseCharacters: maxResponse)
         var lastLog = DispatchTime.now()
-        let emb = try HarmJudge.embed(prompts: prompts, answers: answers, spec: embedSpec, model: loaded, blocks: blocks,
+        let emb = try HarmJudge.embed(prompts: prompts, answers: answers, spec: embedSpec, model: loaded, features: parts,
                                       batchTokens: batchTokens) { done, total in
             if seconds(since: lastLog) > 5 || done == total {
                 lastLog = DispatchTime.now()
@@ -113,7 +124,10 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
         let refuses = answers.map { RefusalDetector().isRefusal($0) }
         if let path = args.string("features") {
             var w = SafeTensorsWriter()
-            for (b, x) in emb.byBlock.sorted(by: { $0.key < $1.key }) { try w.add("block.\(b)", shape: [emb.rows, C], floats: x) }
+            // block.B at --position, last.B at the last token.
+            for (f, x) in emb.byFeature.sorted(by: { $0.key < $1.key }) {
+                try w.add(f.position == position ? "block.\(f.block)" : "last.\(f.block)", shape: [emb.rows, C], floats: x)
+            }
             try w.add("label", shape: [emb.rows], floats: labels.map { $0 ? 1 : 0 })
             try w.add("held_out", shape: [emb.rows], floats: heldOut.map { $0 ? 1 : 0 })
             try w.add("source", shape: [emb.rows], floats: source.map { Float($0) })
@@ -122,15 +136,14 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
             log("train-judge: wrote features \(path)")
         }
         let fitStart = DispatchTime.now()
-        let result = try JudgeTrainer.train(byBlock: emb.byBlock, width: C, candidates: candidateSets, labels: labels, prompts: prompts,
-                                            train: heldOut.map { !$0 },
-                                            l2Grid: l2Grid, seed: seed) { log("train-judge: \($0)") }
+        let result = try JudgeTrainer.train(byBlock: emb.byFeature, width: C, candidates: candidateSets, labels: labels, prompts: prompts,
+                                            train: heldOut.map { !$0 }, l2Grid: l2Grid, seed: seed, name: name) { log("train-judge: \($0)") }
         let fitSeconds = seconds(since: fitStart)
-        embedSpec.setFeatureBlocks(result.blocks)
+        embedSpec.setFeatures(result.blocks)
 
         // Held-out scores per file and overall.
         let probabilities = result.fit.model.probabilities(
-            JudgeEmbeddingSpec.features(emb.byBlock, blocks: result.blocks, rows: emb.rows, width: C), rows: emb.rows)
+            JudgeEmbeddingSpec.features(emb.byFeature, blocks: result.blocks, rows: emb.rows, width: C), rows: emb.rows)
         func quality(_ name: String, _ rows: [Int]) -> JudgeQuality {
             let y = rows.map { labels[$0] }
             return JudgeQuality(source: name,
@@ -166,8 +179,9 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 "tool": "train-judge", "model": modelPath, "judge": outPath, "rule": JudgeFile.ruleText,
                 "files": files.map { ["path": $0.path, "rows": $0.rows, "used": $0.used] },
                 "rows": prompts.count, "harmful_rows": labels.filter { $0 }.count, "held_out_rows": heldRows.count,
-                "held_out_fraction": heldOutFraction, "seed": seed, "blocks": result.blocks, "l2": result.l2, "position": position.rawValue,
-                "candidates": result.candidates.map { ["blocks": $0.blocks, "l2": $0.l2, "validation_log_loss": $0.validationLogLoss,
+                "held_out_fraction": heldOutFraction, "seed": seed, "blocks": embedSpec.featureBlocks,
+                "last_token_blocks": embedSpec.lastTokenBlocks ?? [], "l2": result.l2, "position": position.rawValue,
+                "candidates": result.candidates.map { ["blocks": names($0.blocks), "l2": $0.l2, "validation_log_loss": $0.validationLogLoss,
                                                        "validation_f1": $0.validationF1] },
                 "fit": ["loss": result.fit.loss, "gradient_norm": result.fit.gradientNorm, "newton_steps": result.fit.iterations],
                 "held_out": qualities.map { ["source": $0.source, "classifier": $0.classifier.json, "rule": $0.rule.json] },
@@ -179,7 +193,7 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
             ]
             try writeAtomically(try jsonData(report), to: path)
         }
-        log(String(format: "train-judge: blocks %@, l2 %g; wrote %@ (%.0f s)", result.blocks.map(String.init).joined(separator: "+"),
+        log(String(format: "train-judge: blocks %@, l2 %g; wrote %@ (%.0f s)", names(result.blocks),
                    result.l2, outPath, seconds(since: started)))
     }
 }
