@@ -77,6 +77,64 @@ final class GuidedSAFTTests: XCTestCase {
         XCTAssertEqual(r1.block, 2)
     }
 
+    /// The pool's harmful rows differ from the references' along a direction the references do not
+    /// show (coordinate 5), and its benign rows spread wider along the reference direction: the
+    /// reference direction alone ranks them moderately; adapting to the pool's confident rows finds
+    /// the rest without any pool label, and a clean pool of the same kind still loses little.
+    func testAdaptationToThePoolRecoversAShiftedHarmDirection() throws {
+        var rng = SeededRNG(seed: 16)
+        let dim = 16
+        func shifted(_ n: Int, harmful: (Int) -> Bool) -> ([Float], [Bool]) {
+            var x = [Float](), labels = [Bool]()
+            for i in 0 ..< n {
+                let h = harmful(i)
+                labels.append(h)
+                for j in 0 ..< dim {
+                    var v = rng.normal()
+                    if j == 0 { v += 6 * rng.normal() }
+                    if j == 3 { v = h ? v + 3 : 1.5 * v }
+                    if j == 5 && h { v += 4 }
+                    x.append(Float(v))
+                }
+            }
+            return (x, labels)
+        }
+        let refs = syntheticReferences(dim: dim, count: 150, rng: &rng)
+        var o = GuidedSAFT.Options()
+        o.shrinkage = 0.3
+        o.calibration = .benignFalsePositiveRate(0.001)
+        let fits = try GuidedSAFT.fit(refs, options: o)
+        let (pool, labels) = shifted(1000, harmful: { $0 % 5 == 0 })
+        let e = Embeddings(rows: 1000, dim: dim, byBlock: [4: pool], position: .lastPromptToken)
+        let plain = try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration)
+        o.adaptRounds = 3
+        let adapted = try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration, adapt: (refs, o))
+        let p = RemovalQuality(scores: plain.scores, removed: plain.removed, labels: labels)
+        let a = RemovalQuality(scores: adapted.scores, removed: adapted.removed, labels: labels)
+        XCTAssertLessThan(p.auroc!, 0.96)
+        XCTAssertGreaterThan(a.auroc!, 0.99)
+        XCTAssertGreaterThan(a.recall, p.recall + 0.2, adapted.thresholdRule)
+        XCTAssertLessThanOrEqual(a.benignRemovedFraction, 0.03, adapted.thresholdRule)
+        XCTAssertEqual(adapted.adaptation.count, 3)
+        XCTAssertTrue(adapted.thresholdRule.contains("adapted to the pool in 3 rounds"), adapted.thresholdRule)
+        XCTAssertLessThan(abs(plain.direction.direction[5]), 0.2)
+        XCTAssertGreaterThan(abs(adapted.direction.direction[5]), 0.35, "the adapted direction leans toward the pool's own harm coordinate")
+        XCTAssertEqual(plain.adaptation.count, 0)
+        // Zero rounds is the reference direction, exactly.
+        o.adaptRounds = 0
+        XCTAssertEqual(try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration, adapt: (refs, o)).scores, plain.scores)
+        // A clean pool of the same kind.
+        o.adaptRounds = 3
+        let (clean, _) = shifted(1000, harmful: { _ in false })
+        let c = try GuidedSAFT.run(pool: Embeddings(rows: 1000, dim: dim, byBlock: [4: clean], position: .lastPromptToken),
+                                   fits: fits, calibration: o.calibration, adapt: (refs, o))
+        XCTAssertLessThanOrEqual(c.removedCount, 40, c.thresholdRule)
+        // The row cap strides evenly over the pool.
+        o.adaptPoolRows = 300
+        XCTAssertEqual(GuidedSAFT.adaptationRows(1000, options: o), Array(stride(from: 0, to: 1000, by: 4)))
+        XCTAssertEqual(GuidedSAFT.adaptationRows(200, options: o), Array(0 ..< 200))
+    }
+
     func testScoreAndThresholdMatchTheDefinition() throws {
         var rng = SeededRNG(seed: 13)
         let dim = 5, n = 20

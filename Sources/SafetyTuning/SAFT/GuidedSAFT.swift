@@ -4,8 +4,10 @@ import Kernels
 /// Guided SAFT (issue 10, Docs/SAFT.md): the harm direction comes from reference prompts, not from
 /// the pool's own variance. Per block, d = mean(harmful refs) - mean(benign refs); a pool row's
 /// score is <h - mean(benign refs), d/|d|>. The block is chosen, and the threshold calibrated, from
-/// cross-validated reference scores only: the pool contributes its embeddings and nothing else
-/// (`Embeddings` carries no labels, so the pool's labels cannot reach the fit).
+/// cross-validated reference scores only; optionally (`Options.adaptRounds`) the direction is then
+/// refitted with the pool's own confidently scored rows as extra training rows. The pool contributes
+/// its embeddings and nothing else (`Embeddings` carries no labels, so the pool's labels cannot reach
+/// the fit).
 public enum GuidedSAFT {
     /// How the threshold is placed on the held-out reference scores (Gaussian fits of both classes).
     public enum Calibration: Sendable, Equatable {
@@ -80,6 +82,17 @@ public enum GuidedSAFT {
         /// w = ((1-λ)·S_w + λ·(tr S_w / dim)·I)⁻¹ d, S_w the pooled within-class covariance of the
         /// references (λ = 1 is the mean difference again).
         public var shrinkage: Double? = nil
+        /// Rounds of adaptation to the pool (0: the reference direction as it is). Each round refits the
+        /// direction on the references plus the pool's own confident rows, pseudo-labelled by the
+        /// current score: harmful above `adaptHigh`, benign below `adaptLow` (both in sd of the held-out
+        /// benign reference scores above their mean), at most `adaptMaxRows` of each (an even stride).
+        public var adaptRounds = 0
+        public var adaptHigh = 3.090232306167813  // z(0.999)
+        public var adaptLow = 1.0
+        public var adaptMaxRows = 8192
+        /// Pool rows the pseudo-labels are drawn from, at most (an even stride over the pool; bounds the
+        /// memory of `saft fit`, which gathers them from the shards).
+        public var adaptPoolRows = 65_536
         public init() {}
     }
 
@@ -98,15 +111,20 @@ public enum GuidedSAFT {
         return fits.sorted { key($0) > key($1) }
     }
 
-    static func fitBlock(_ block: Int, _ refs: References, _ options: Options) throws -> Direction {
-        let d = refs.dim, h = refs.harmful[block]!, b = refs.benign[block]!
+    /// One block's direction, cross-validated on the references. `extra` rows (pseudo-labelled pool
+    /// rows, `adapt`) join the training side of every fold and the final fit, never the held-out side.
+    static func fitBlock(_ block: Int, _ refs: References, _ options: Options,
+                         extra: (harmful: [Float], benign: [Float]) = ([], [])) throws -> Direction {
+        let d = refs.dim
+        let nh = refs.harmfulCount, nb = refs.benignCount, eh = extra.harmful.count / d, eb = extra.benign.count / d
+        let h = refs.harmful[block]! + extra.harmful, b = refs.benign[block]! + extra.benign
         let folds = max(2, min(options.folds, refs.harmfulCount, refs.benignCount))
         // Held-out scores: fold f holds rows i with i % folds == f (references are listed by category,
         // so every fold sees every category).
         var heldH = [Double](repeating: 0, count: refs.harmfulCount), heldB = [Double](repeating: 0, count: refs.benignCount)
         for f in 0 ..< folds {
-            let trainH = (0 ..< refs.harmfulCount).filter { $0 % folds != f }
-            let trainB = (0 ..< refs.benignCount).filter { $0 % folds != f }
+            let trainH = (0 ..< refs.harmfulCount).filter { $0 % folds != f } + Array(nh ..< nh + eh)
+            let trainB = (0 ..< refs.benignCount).filter { $0 % folds != f } + Array(nb ..< nb + eb)
             let dir = try direction(h, trainH, b, trainB, dim: d, shrinkage: options.shrinkage)
             for i in stride(from: f, to: refs.harmfulCount, by: folds) { heldH[i] = dir.score(h, row: i) }
             for i in stride(from: f, to: refs.benignCount, by: folds) { heldB[i] = dir.score(b, row: i) }
@@ -123,7 +141,7 @@ public enum GuidedSAFT {
             guard fpr > 0 && fpr < 0.5 else { throw DatasetError("benign false-positive rate \(fpr) must be in (0, 0.5)") }
             tau = mb + normalQuantile(1 - fpr) * sb
         }
-        let all = try direction(h, Array(0 ..< refs.harmfulCount), b, Array(0 ..< refs.benignCount), dim: d, shrinkage: options.shrinkage)
+        let all = try direction(h, Array(0 ..< nh + eh), b, Array(0 ..< nb + eb), dim: d, shrinkage: options.shrinkage)
         return Direction(block: block, direction: all.unit, benignMean: all.benignMean, cvAUROC: auroc, cvSeparation: separation,
                          benignMeanScore: mb, benignSD: sb, harmfulMeanScore: mh, harmfulSD: sh, threshold: Float(tau))
     }
@@ -215,14 +233,54 @@ public enum GuidedSAFT {
         public var removed: [Bool]
         public var thresholdRule: String
         public var fits: [Direction]
+        /// The direction that scored the pool (the chosen block's, adapted when asked).
+        public var direction: Direction
+        /// Per adaptation round: pool rows pseudo-labelled harmful and benign (before the row cap).
+        public var adaptation: [(harmful: Int, benign: Int)] = []
         public var warnings: [String]
         public var removedCount: Int { removed.filter { $0 }.count }
     }
 
-    /// Scores the pool at the chosen block (the best of `fits` the pool was embedded at).
-    public static func run(pool: Embeddings, fits: [Direction], calibration: Calibration) throws -> Result {
-        guard let best = fits.first(where: { pool.byBlock[$0.block] != nil }) else {
+    /// Adapts `start` to the pool (`Options.adaptRounds`): each round pseudo-labels the pool's
+    /// confident rows with the current score and refits on references plus those rows; the threshold
+    /// is calibrated again on held-out reference scores. Uses the pool's embeddings only (no labels).
+    public static func adapt(_ start: Direction, references refs: References, pool x: [Float], rows: Int,
+                             options: Options) throws -> (Direction, [(harmful: Int, benign: Int)]) {
+        let d = refs.dim
+        var current = start, counts: [(harmful: Int, benign: Int)] = []
+        for _ in 0 ..< options.adaptRounds {
+            let z = current.scores(x, rows: rows).map { (Double($0) - current.benignMeanScore) / max(current.benignSD, 1e-12) }
+            let hi = z.indices.filter { z[$0] > options.adaptHigh }, lo = z.indices.filter { z[$0] < options.adaptLow }
+            counts.append((hi.count, lo.count))
+            func take(_ idx: [Int]) -> [Float] {
+                let step = max(1, (idx.count + options.adaptMaxRows - 1) / options.adaptMaxRows)
+                var out: [Float] = []
+                out.reserveCapacity(min(idx.count, options.adaptMaxRows) * d)
+                for k in stride(from: 0, to: idx.count, by: step) { out += x[idx[k] * d ..< (idx[k] + 1) * d] }
+                return out
+            }
+            current = try fitBlock(start.block, refs, options, extra: (take(hi), take(lo)))
+        }
+        return (current, counts)
+    }
+
+    /// The pool rows adaptation reads: every row, or an even stride of `Options.adaptPoolRows` of them.
+    public static func adaptationRows(_ n: Int, options: Options) -> [Int] {
+        Array(stride(from: 0, to: n, by: max(1, (n + options.adaptPoolRows - 1) / max(options.adaptPoolRows, 1))))
+    }
+
+    /// Scores the pool at the chosen block (the best of `fits` the pool was embedded at), adapting the
+    /// direction to the pool first when `adapt` gives the references and `Options.adaptRounds > 0`.
+    public static func run(pool: Embeddings, fits: [Direction], calibration: Calibration,
+                           adapt: (references: References, options: Options)? = nil) throws -> Result {
+        guard let chosen = fits.first(where: { pool.byBlock[$0.block] != nil }) else {
             throw DatasetError("guided SAFT: the pool was not embedded at any reference block")
+        }
+        var best = chosen, rounds: [(harmful: Int, benign: Int)] = []
+        if let adapt, adapt.options.adaptRounds > 0 {
+            let x = pool.byBlock[chosen.block]!, d = pool.dim, rows = adaptationRows(pool.rows, options: adapt.options)
+            let sample = rows.count == pool.rows ? x : rows.flatMap { x[$0 * d ..< ($0 + 1) * d] }
+            (best, rounds) = try Self.adapt(chosen, references: adapt.references, pool: sample, rows: rows.count, options: adapt.options)
         }
         let s = best.scores(pool.byBlock[best.block]!, rows: pool.rows)
         let removed = s.map { $0 > best.threshold }
@@ -231,21 +289,25 @@ public enum GuidedSAFT {
         if fraction > 0.5 {
             warnings.append(String(format: "%.0f%% of the rows score as harmful: the pool is mostly harmful (guided SAFT still filters it; check the data)", fraction * 100))
         }
-        if best.cvAUROC < 0.9 {
-            warnings.append(String(format: "the references separate poorly at block %d (cross-validated AUROC %.3f): scores may be unreliable", best.block, best.cvAUROC))
+        if chosen.cvAUROC < 0.9 {
+            warnings.append(String(format: "the references separate poorly at block %d (cross-validated AUROC %.3f): scores may be unreliable", chosen.block, chosen.cvAUROC))
         }
-        let rule = String(format: "guided: block %d by cross-validated reference AUROC %.4f (separation %.2f sd); threshold %@ on held-out reference scores (benign %.3f ± %.3f, harmful %.3f ± %.3f)",
-                          best.block, best.cvAUROC, best.cvSeparation, calibration.name, best.benignMeanScore, best.benignSD,
-                          best.harmfulMeanScore, best.harmfulSD)
+        var rule = String(format: "guided: block %d by cross-validated reference AUROC %.4f (separation %.2f sd)", chosen.block, chosen.cvAUROC, chosen.cvSeparation)
+        if !rounds.isEmpty {
+            rule += "; adapted to the pool in \(rounds.count) rounds (pool rows pseudo-labelled harmful/benign per round: "
+                + rounds.map { "\($0.harmful)/\($0.benign)" }.joined(separator: ", ") + ")"
+        }
+        rule += String(format: "; threshold %@ on held-out reference scores (benign %.3f ± %.3f, harmful %.3f ± %.3f)",
+                       calibration.name, best.benignMeanScore, best.benignSD, best.harmfulMeanScore, best.harmfulSD)
         return Result(method: "guided", block: best.block, scores: s, threshold: best.threshold, removed: removed, thresholdRule: rule,
-                      fits: fits, warnings: warnings)
+                      fits: fits, direction: best, adaptation: rounds, warnings: warnings)
     }
 
     /// Combined: a row goes when either score flags it. The combined score is the larger of the two
     /// margins in each score's own spread, so its threshold is 0: (guided - τ_g) / sd of benign
     /// reference scores, and (√subspace - √τ_s) / (1.4826·MAD of √subspace over the pool).
     public static func combine(guided g: Result, subspace s: SAFT.Result) -> Result {
-        let sdG = Float(max(g.fits.first { $0.block == g.block }?.benignSD ?? 1, 1e-12))
+        let sdG = Float(max(g.direction.benignSD, 1e-12))
         let root = s.scores.map { max($0, 0).squareRoot() }
         let sorted = root.sorted(), median = sorted[sorted.count / 2]
         let mad = max(root.map { abs($0 - median) }.sorted()[root.count / 2] * 1.4826, 1e-12)
@@ -256,6 +318,6 @@ public enum GuidedSAFT {
         if removed.filter({ $0 }).count > removed.count / 2 { warnings.append("more than half of the rows were removed") }
         return Result(method: "combined", block: g.block, scores: c, threshold: 0, removed: removed,
                       thresholdRule: "combined: removed when the guided score (\(g.thresholdRule)) or the subspace score at block \(s.block), k \(s.rank) (\(s.thresholdRule)) flags the row",
-                      fits: g.fits, warnings: warnings)
+                      fits: g.fits, direction: g.direction, adaptation: g.adaptation, warnings: warnings)
     }
 }

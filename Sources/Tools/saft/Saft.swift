@@ -10,6 +10,8 @@ let defaultMethod = "combined"
 /// The guided threshold's default: the benign references' Gaussian 99.9% point, the setting that
 /// kept the clean (0%) pool's losses under 2% in Docs/SAFT.md.
 let defaultGuideFPR = 0.001
+/// Rounds of adapting the guided direction to the pool (Docs/SAFT.md, "Adaptation").
+let defaultGuideAdapt = 3
 
 let embeddingOptions: [CommandSpec.Option] = [
     .init("model", "PATH", "GGUF model (the model that will be fine-tuned)"),
@@ -28,6 +30,8 @@ let methodOptions: [CommandSpec.Option] = [
     .init("guide-direction", "D", "guided: discriminant (default: shrinkage-regularised LDA of the references) or mean (the mean difference)"),
     .init("guide-shrinkage", "L", "guided discriminant: shrinkage λ in (0, 1] toward the identity (default 0.3)"),
     .init("guide-fpr", "F", "guided threshold at benign-reference false-positive rate F (default \(defaultGuideFPR)), or balanced: where both reference classes are equally far"),
+    .init("guide-adapt", "N", "guided: rounds of refitting the direction with the pool's own confidently scored rows as extra "
+          + "training rows (pseudo-labels from the score, never from labels; default \(defaultGuideAdapt); 0 uses the references alone)"),
     .init("remove-fraction", "F", "subspace: remove the top fraction F of scores"),
     .init("threshold", "T", "subspace: remove scores above T"),
     .init("k", "K", "subspace: singular directions (default 1; with --validation the best of 1...4)"),
@@ -49,7 +53,8 @@ let mainSpec = CommandSpec(
                 rows, best F1), --remove-fraction F, --threshold T, or a label-free rule;
       guided    projection on a harm direction learnt from reference prompts (--guide builtin,
                 or your own files): a regularised discriminant of harmful vs benign references, or
-                their mean difference; block and threshold from the references alone;
+                their mean difference; block and threshold from the references alone, the
+                direction then adapted to the pool with its own confidently scored rows;
       combined  (default) a row goes when either score flags it.
     Rows with a `label` field are scored against it in the report; labels of --data never influence
     the filter. Docs/SAFT.md explains the choices and the measurements.
@@ -208,6 +213,7 @@ func guidedOptions(_ args: ParsedArguments) throws -> GuidedSAFT.Options {
     case "discriminant": o.shrinkage = try args.double("guide-shrinkage", default: 0.3, range: 1e-6 ... 1)!
     default: throw UsageError("--guide-direction must be discriminant or mean")
     }
+    o.adaptRounds = try args.int("guide-adapt", default: defaultGuideAdapt, range: 0 ... 20)!
     return o
 }
 
@@ -295,7 +301,8 @@ func runAll(_ args: ParsedArguments) throws {
         let (h, _) = try setup.embed(refs.harmful, loaded, modelPath: modelPath, blocks: blocks, what: "harmful references", started: started)
         let (b, _) = try setup.embed(refs.benign, loaded, modelPath: modelPath, blocks: blocks, what: "benign references", started: started)
         fits = try GuidedSAFT.fit(GuidedSAFT.References(harmful: h, benign: b), options: o)
-        guided = try GuidedSAFT.run(pool: emb, fits: fits, calibration: cal)
+        guided = try GuidedSAFT.run(pool: emb, fits: fits, calibration: cal,
+                                    adapt: (GuidedSAFT.References(harmful: h, benign: b), o))
         let refEmbed = h.seconds + b.seconds
         timings["reference_embed_seconds"] = refEmbed
         timings["reference_fit_seconds"] = seconds(since: refStart) - refEmbed
@@ -307,6 +314,11 @@ func runAll(_ args: ParsedArguments) throws {
                                   "benign_reference_score": [$0.benignMeanScore, $0.benignSD],
                                   "harmful_reference_score": [$0.harmfulMeanScore, $0.harmfulSD]] as [String: Any] },
             "chosen_block": guided!.block,
+            "adaptation": ["rounds": guided!.adaptation.count,
+                           "pseudo_labelled_rows": guided!.adaptation.map { ["harmful": $0.harmful, "benign": $0.benign] },
+                           "threshold": Double(guided!.direction.threshold), "cv_auroc": guided!.direction.cvAUROC,
+                           "benign_reference_score": [guided!.direction.benignMeanScore, guided!.direction.benignSD],
+                           "harmful_reference_score": [guided!.direction.harmfulMeanScore, guided!.direction.harmfulSD]] as [String: Any],
         ]
     }
 
@@ -466,10 +478,29 @@ func runFit(_ args: ParsedArguments) throws {
         let refs = try references(args), o = try guidedOptions(args), cal = o.calibration
         let (h, _) = try setup.embed(refs.harmful, loaded, modelPath: modelPath, blocks: m0.blocks, what: "harmful references", started: started)
         let (b, _) = try setup.embed(refs.benign, loaded, modelPath: modelPath, blocks: m0.blocks, what: "benign references", started: started)
-        let fits = try GuidedSAFT.fit(GuidedSAFT.References(harmful: h, benign: b), options: o)
-        filter.guided = fits[0]
-        filter.guidedRule = String(format: "guided: block %d by cross-validated reference AUROC %.4f; threshold %@", fits[0].block, fits[0].cvAUROC, cal.name)
-        report["guide"] = ["source": refs.source, "chosen_block": fits[0].block, "cv_auroc": fits[0].cvAUROC, "direction": directionName(o)]
+        let references = GuidedSAFT.References(harmful: h, benign: b)
+        let fits = try GuidedSAFT.fit(references, options: o)
+        var direction = fits[0], rounds: [(harmful: Int, benign: Int)] = []
+        if o.adaptRounds > 0 {
+            // The same pool rows as a single-machine run: an even stride over the shards in order.
+            let rows = GuidedSAFT.adaptationRows(total, options: o)
+            var sample: [Float] = [], next = 0, offset = 0
+            sample.reserveCapacity(rows.count * m0.dim)
+            for m in ms {
+                let x = try SAFTShards.embeddings(work, m, blocks: [direction.block])[direction.block]!
+                while next < rows.count && rows[next] < offset + m.rows {
+                    let r = rows[next] - offset
+                    sample += x[r * m0.dim ..< (r + 1) * m0.dim]; next += 1
+                }
+                offset += m.rows
+            }
+            (direction, rounds) = try GuidedSAFT.adapt(fits[0], references: references, pool: sample, rows: rows.count, options: o)
+        }
+        filter.guided = direction
+        filter.guidedRule = String(format: "guided: block %d by cross-validated reference AUROC %.4f%@; threshold %@", direction.block, fits[0].cvAUROC,
+                                   rounds.isEmpty ? "" : ", adapted to the pool in \(rounds.count) rounds", cal.name)
+        report["guide"] = ["source": refs.source, "chosen_block": fits[0].block, "cv_auroc": fits[0].cvAUROC, "direction": directionName(o),
+                           "adaptation_rounds": rounds.count, "pseudo_labelled_rows": rounds.map { ["harmful": $0.harmful, "benign": $0.benign] }]
     }
     if method != "guided" {
         let options = try subspaceOptions(args, validation: false)
