@@ -7,8 +7,10 @@ import XCTest
 
 /// Rows with a dominant benign nuisance (coordinate 0, sd 6: length/topic) and a weaker harm
 /// direction (coordinate 3, +5 for harmful rows), noise sd 1: the pool's top singular direction is
-/// the nuisance, the references' mean difference is the harm direction.
-func nuisanceRows(_ n: Int, harmful: (Int) -> Bool, dim: Int, rng: inout SeededRNG) -> ([Float], [Bool]) {
+/// the nuisance, the references' mean difference is the harm direction. `shifted` rows differ from
+/// such references as a real pool does: harmful rows +3 on coordinate 3 and +4 on coordinate 5 (a
+/// direction the references do not show), benign rows spread 1.5x wider along coordinate 3.
+func nuisanceRows(_ n: Int, harmful: (Int) -> Bool, dim: Int, rng: inout SeededRNG, shifted: Bool = false) -> ([Float], [Bool]) {
     var x = [Float](), labels = [Bool]()
     for i in 0 ..< n {
         let h = harmful(i)
@@ -16,7 +18,8 @@ func nuisanceRows(_ n: Int, harmful: (Int) -> Bool, dim: Int, rng: inout SeededR
         for j in 0 ..< dim {
             var v = rng.normal()
             if j == 0 { v += 6 * rng.normal() }
-            if j == 3 && h { v += 5 }
+            if j == 3 { v = h ? v + (shifted ? 3 : 5) : (shifted ? 1.5 * v : v) }
+            if j == 5 && h && shifted { v += 4 }
             x.append(Float(v))
         }
     }
@@ -77,34 +80,18 @@ final class GuidedSAFTTests: XCTestCase {
         XCTAssertEqual(r1.block, 2)
     }
 
-    /// The pool's harmful rows differ from the references' along a direction the references do not
-    /// show (coordinate 5), and its benign rows spread wider along the reference direction: the
-    /// reference direction alone ranks them moderately; adapting to the pool's confident rows finds
-    /// the rest without any pool label, and a clean pool of the same kind still loses little.
+    /// A shifted pool (`nuisanceRows`): the reference direction alone ranks it moderately; adapting
+    /// to the pool's confident rows finds the rest without any pool label, and a clean pool of the
+    /// same kind still loses little.
     func testAdaptationToThePoolRecoversAShiftedHarmDirection() throws {
         var rng = SeededRNG(seed: 16)
         let dim = 16
-        func shifted(_ n: Int, harmful: (Int) -> Bool) -> ([Float], [Bool]) {
-            var x = [Float](), labels = [Bool]()
-            for i in 0 ..< n {
-                let h = harmful(i)
-                labels.append(h)
-                for j in 0 ..< dim {
-                    var v = rng.normal()
-                    if j == 0 { v += 6 * rng.normal() }
-                    if j == 3 { v = h ? v + 3 : 1.5 * v }
-                    if j == 5 && h { v += 4 }
-                    x.append(Float(v))
-                }
-            }
-            return (x, labels)
-        }
         let refs = syntheticReferences(dim: dim, count: 150, rng: &rng)
         var o = GuidedSAFT.Options()
         o.shrinkage = 0.3
         o.calibration = .benignFalsePositiveRate(0.001)
         let fits = try GuidedSAFT.fit(refs, options: o)
-        let (pool, labels) = shifted(1000, harmful: { $0 % 5 == 0 })
+        let (pool, labels) = nuisanceRows(1000, harmful: { $0 % 5 == 0 }, dim: dim, rng: &rng, shifted: true)
         let e = Embeddings(rows: 1000, dim: dim, byBlock: [4: pool], position: .lastPromptToken)
         let plain = try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration)
         o.adaptRounds = 3
@@ -125,7 +112,7 @@ final class GuidedSAFTTests: XCTestCase {
         XCTAssertEqual(try GuidedSAFT.run(pool: e, fits: fits, calibration: o.calibration, adapt: (refs, o)).scores, plain.scores)
         // A clean pool of the same kind.
         o.adaptRounds = 3
-        let (clean, _) = shifted(1000, harmful: { _ in false })
+        let (clean, _) = nuisanceRows(1000, harmful: { _ in false }, dim: dim, rng: &rng, shifted: true)
         let c = try GuidedSAFT.run(pool: Embeddings(rows: 1000, dim: dim, byBlock: [4: clean], position: .lastPromptToken),
                                    fits: fits, calibration: o.calibration, adapt: (refs, o))
         XCTAssertLessThanOrEqual(c.removedCount, 40, c.thresholdRule)
