@@ -13,6 +13,7 @@ Re-runs the `rsvd`, `cov-accumulate` and `proj-score` cases of OURS.json on the 
                  randomized_svd with n_oversamples=60, n_iter=12 (d > 1024).
   cov-accumulate X.T @ X and X.sum(0) in float32 (numpy may use syrk: half the flops).
   proj-score     (((X - mu) @ V) ** 2 * w).sum(1), V d x k.
+  cholesky       scipy.linalg.cho_factor + cho_solve (LAPACK dpotrf + dpotrs) of the same SPD matrix.
 Each thread count runs in a child process with OPENBLAS_NUM_THREADS (and threadpoolctl) set and
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Installs nothing: exits 0 with
 "skipped: scikit-learn not installed" when sklearn is missing.
@@ -22,7 +23,7 @@ import json, os, sys
 import peer_common
 from peer_common import cases_of, parse_args, run_children, time_samples, write
 
-NAMES = ("rsvd", "cov-accumulate", "proj-score")
+NAMES = ("rsvd", "cov-accumulate", "proj-score", "cholesky")
 PARAMS = ("n", "d", "k", "p", "q")
 
 
@@ -70,7 +71,7 @@ def child(cases, min_time):
         out.append(r)
 
     for case in cases:
-        n, d = case["n"], case["d"]
+        n, d = case["n"], case.get("d")
         print(f"sklearn_linalg: {case['name']} n={n} d={d} q={case.get('q')}", file=sys.stderr, flush=True)
         if case["name"] == "rsvd":
             k, p, q = case["k"], case["p"], case["q"]
@@ -98,6 +99,15 @@ def child(cases, min_time):
             w = np.arange(1, k + 1, dtype=np.float32)
             run = lambda: (((x - mu) @ v) ** 2 * w).sum(1)
             record(case, time_samples(run, min_time, warmup=2), 2.0 * n * d * k, 4.0 * n * d)
+        elif case["name"] == "cholesky":
+            i = np.arange(n)
+            a = 1.0 / (1.0 + np.abs(i[:, None] - i[None, :])) + n * np.eye(n)
+            b = (i % 7 - 3).astype(np.float64)
+            from scipy.linalg import cho_factor, cho_solve
+
+            def run():  # LAPACK dpotrf + dpotrs, as ours: factor and two triangular solves
+                return cho_solve(cho_factor(a, lower=True), b)
+            record(case, time_samples(run, min_time, warmup=2), n ** 3 / 3 + 2.0 * n * n, 8.0 * n * n)
     return out
 
 
