@@ -182,9 +182,14 @@ final class GuidedSAFTTests: XCTestCase {
         let g = try GuidedSAFT.run(pool: e, fits: try GuidedSAFT.fit(syntheticReferences(dim: dim, count: 60, rng: &rng)), calibration: .balanced)
         let s = try SAFT.run(e, policy: .removeFraction(0.05))
         let c = GuidedSAFT.combine(guided: g, subspace: s)
-        XCTAssertEqual(c.removed, zip(g.removed, s.removed).map { $0 || $1 })
+        // Guided flags, or subspace flags and the guided score is above the benign references' mean.
+        let mean = Float(g.direction.benignMeanScore)
+        XCTAssertEqual(c.removed, (0 ..< rows).map { g.removed[$0] || (s.removed[$0] && g.scores[$0] > mean) })
         XCTAssertEqual(c.scores.map { $0 > 0 }, c.removed)
         XCTAssertGreaterThan(c.removedCount, g.removedCount)
+        let vetoed = (0 ..< rows).filter { s.removed[$0] && !g.removed[$0] && g.scores[$0] <= mean }
+        XCTAssertFalse(vetoed.isEmpty, "the nuisance outliers of the published score include benign-looking rows")
+        XCTAssertTrue(vetoed.allSatisfy { !c.removed[$0] })
     }
 
     func testReferencePromptsHaveThePromisedCountsAndNoDuplicates() throws {

@@ -303,21 +303,18 @@ public enum GuidedSAFT {
                       fits: fits, direction: best, adaptation: rounds, warnings: warnings)
     }
 
-    /// Combined: a row goes when either score flags it. The combined score is the larger of the two
-    /// margins in each score's own spread, so its threshold is 0: (guided - τ_g) / sd of benign
-    /// reference scores, and (√subspace - √τ_s) / (1.4826·MAD of √subspace over the pool).
+    /// Combined (`SAFTFilter.combined`): a row goes when the guided score flags it, or when the
+    /// subspace score flags it and the guided score is above the benign references' mean. The combined
+    /// score is positive exactly for removed rows, in units of each score's own spread.
     public static func combine(guided g: Result, subspace s: SAFT.Result) -> Result {
-        let sdG = Float(max(g.direction.benignSD, 1e-12))
-        let root = s.scores.map { max($0, 0).squareRoot() }
-        let sorted = root.sorted(), median = sorted[sorted.count / 2]
-        let mad = max(root.map { abs($0 - median) }.sorted()[root.count / 2] * 1.4826, 1e-12)
-        let rootT: Float = s.threshold.isFinite ? max(s.threshold, 0).squareRoot() : .infinity
-        let c = zip(g.scores, root).map { max(($0 - g.threshold) / sdG, rootT.isFinite ? ($1 - rootT) / mad : -.infinity) }
-        let removed = zip(g.removed, s.removed).map { $0 || $1 }
+        let c = SAFTFilter.combined(guided: g.scores, guidedThreshold: g.threshold, guidedMean: Float(g.direction.benignMeanScore),
+                                    guidedScale: Float(g.direction.benignSD), subspace: s.scores, subspaceThreshold: s.threshold,
+                                    rootScale: SAFTFilter.rootScale(s.scores))
+        let removed = c.removed
         var warnings = g.warnings + s.warnings
         if removed.filter({ $0 }).count > removed.count / 2 { warnings.append("more than half of the rows were removed") }
-        return Result(method: "combined", block: g.block, scores: c, threshold: 0, removed: removed,
-                      thresholdRule: "combined: removed when the guided score (\(g.thresholdRule)) or the subspace score at block \(s.block), k \(s.rank) (\(s.thresholdRule)) flags the row",
+        return Result(method: "combined", block: g.block, scores: c.scores, threshold: 0, removed: removed,
+                      thresholdRule: "combined: removed when the guided score (\(g.thresholdRule)) flags the row, or the subspace score at block \(s.block), k \(s.rank) (\(s.thresholdRule)) flags it and its guided score is above the benign references' mean",
                       fits: g.fits, direction: g.direction, adaptation: g.adaptation, warnings: warnings)
     }
 }

@@ -59,21 +59,33 @@ public struct SAFTFilter: Codable, Sendable {
         default:
             let g = guided!, p = subspace!
             let sg = g.scores(byBlock[g.block]!, rows: rows), sp = p.scores(byBlock[p.block]!, rows: rows)
-            let c = SAFTFilter.combinedScores(guided: sg, guidedThreshold: g.threshold, guidedScale: Float(g.benignSD),
-                                              subspace: sp, subspaceThreshold: p.threshold, rootScale: p.rootScale)
-            let removed = zip(sg, sp).map { $0 > g.threshold || $1 > p.threshold }
-            return (c, removed, 0)
+            let c = SAFTFilter.combined(guided: sg, guidedThreshold: g.threshold, guidedMean: Float(g.benignMeanScore),
+                                        guidedScale: Float(g.benignSD), subspace: sp, subspaceThreshold: p.threshold, rootScale: p.rootScale)
+            return (c.scores, c.removed, 0)
         }
     }
 
-    /// max((g - τ_g) / sd_g, (√s - √τ_s) / scale): positive exactly when either score flags the row.
-    public static func combinedScores(guided: [Float], guidedThreshold: Float, guidedScale: Float,
-                                      subspace: [Float], subspaceThreshold: Float, rootScale: Float) -> [Float] {
+    /// The combined rule: a row goes when the guided score flags it, or when the subspace score flags
+    /// it and its guided score is above the benign references' mean (an outlier of the published
+    /// score that the guided direction places among typical benign requests stays: on templated
+    /// data the published score's outliers can be a whole benign template; Docs/SAFT.md). Scores:
+    /// (g - τ_g) / sd_g, or the larger of that and (√s - √τ_s) / scale where the subspace part
+    /// counts: positive exactly for removed rows.
+    public static func combined(guided: [Float], guidedThreshold: Float, guidedMean: Float, guidedScale: Float,
+                                subspace: [Float], subspaceThreshold: Float, rootScale: Float) -> (scores: [Float], removed: [Bool]) {
         let sdG = max(guidedScale, 1e-12), scale = max(rootScale, 1e-12)
         let rootT: Float = subspaceThreshold.isFinite ? max(subspaceThreshold, 0).squareRoot() : .infinity
-        return zip(guided, subspace).map { g, s in
-            max((g - guidedThreshold) / sdG, rootT.isFinite ? (max(s, 0).squareRoot() - rootT) / scale : -.infinity)
+        var scores = [Float](), removed = [Bool]()
+        scores.reserveCapacity(guided.count); removed.reserveCapacity(guided.count)
+        for (g, s) in zip(guided, subspace) {
+            let gm = (g - guidedThreshold) / sdG
+            let subspaceCounts = g > guidedMean && s > subspaceThreshold
+            removed.append(g > guidedThreshold || subspaceCounts)
+            let sm = rootT.isFinite ? (max(s, 0).squareRoot() - rootT) / scale : -.infinity
+            // A flagged subspace part is positive (a tiny floor where √ rounding meets the threshold).
+            scores.append(subspaceCounts ? max(gm, sm, Float.leastNormalMagnitude) : gm)
         }
+        return (scores, removed)
     }
 
     /// 1.4826·MAD of √scores.

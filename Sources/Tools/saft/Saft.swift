@@ -23,7 +23,7 @@ let embeddingOptions: [CommandSpec.Option] = [
     .init("threads", "N", "worker threads (default: all cores)"),
 ]
 let methodOptions: [CommandSpec.Option] = [
-    .init("method", "M", "subspace (the published SAFT score), guided (reference direction) or combined (a row goes when either flags it); default \(defaultMethod)"),
+    .init("method", "M", "subspace (the published SAFT score), guided (reference direction) or combined (a row goes when the guided score flags it, or the subspace score does and the guided score is above the benign references' mean); default \(defaultMethod)"),
     .init("guide", "SRC", "reference prompts for guided and combined: builtin (the project's; the default)"),
     .init("guide-harmful", "FILE", "your harmful reference prompts (JSONL with `prompt`, or one per line); needs --guide-benign"),
     .init("guide-benign", "FILE", "your benign reference prompts; needs --guide-harmful"),
@@ -55,7 +55,8 @@ let mainSpec = CommandSpec(
                 or your own files): a regularised discriminant of harmful vs benign references, or
                 their mean difference; block and threshold from the references alone, the
                 direction then adapted to the pool with its own confidently scored rows;
-      combined  (default) a row goes when either score flags it.
+      combined  (default) a row goes when the guided score flags it, or when the published
+                score flags it and the guided score is above the benign references' mean.
     Rows with a `label` field are scored against it in the report; labels of --data never influence
     the filter. Docs/SAFT.md explains the choices and the measurements.
     """,
