@@ -166,18 +166,20 @@ public enum GuidedSAFT {
         var diff = (0 ..< d).map { mh[$0] - mb[$0] }
         if let lambda = shrinkage, lambda < 1 {
             guard lambda > 0 else { throw DatasetError("shrinkage \(lambda) must be in (0, 1]") }
-            // Pooled within-class covariance (upper triangle, then mirrored).
-            var s = [Double](repeating: 0, count: d * d), z = [Double](repeating: 0, count: d)
+            // Pooled within-class scatter: the class-centred rows' Gram matrix through the GEMM-based
+            // moments kernel (Float products, Double across row blocks), so that thousands of
+            // pseudo-labelled pool rows (`adapt`) cost a GEMM, not n·d²/2 scalar steps.
+            var centred = [Float](repeating: 0, count: (rowsH.count + rowsB.count) * d), r = 0
             for (x, rows, mu) in [(h, rowsH, mh), (b, rowsB, mb)] {
                 for i in rows {
-                    for j in 0 ..< d { z[j] = Double(x[i * d + j]) - mu[j] }
-                    for a in 0 ..< d where z[a] != 0 {
-                        let za = z[a]
-                        for c in a ..< d { s[a * d + c] += za * z[c] }
-                    }
+                    for j in 0 ..< d { centred[r * d + j] = Float(Double(x[i * d + j]) - mu[j]) }
+                    r += 1
                 }
             }
-            let n = Double(rowsH.count + rowsB.count)
+            var s = centred.withUnsafeBufferPointer { p in
+                CovarianceStats(MatrixRows(p.baseAddress!, rows: r, cols: d)).gram
+            }
+            let n = Double(r)
             var trace = 0.0
             for a in 0 ..< d { trace += s[a * d + a] / n }
             for a in 0 ..< d {
