@@ -10,7 +10,7 @@ let defaultMethod = "combined"
 /// The guided threshold's default: the benign references' Gaussian 99.9% point, the setting that
 /// kept the clean (0%) pool's losses under 2% in Docs/SAFT.md.
 let defaultGuideFPR = 0.001
-/// Rounds of adapting the guided direction to the pool (Docs/SAFT.md, "Adaptation").
+/// Rounds of adapting the guided direction to the pool (Docs/SAFT.md, "Adapted to the pool").
 let defaultGuideAdapt = 3
 
 let embeddingOptions: [CommandSpec.Option] = [
