@@ -12,11 +12,16 @@ public struct ForwardOptions: Sendable {
     /// Defaults to the last block when logits are wanted, else to the deepest captured block.
     public var stopAfterBlock: Int?
     public var workers: Int?
-    public init(logits: Logits = .lastToken, captureBlocks: [Int] = [], stopAfterBlock: Int? = nil, workers: Int? = nil) {
+    /// Tokens every sequence continues, already run (`LlamaModel.sharedPrefix`): the sequences hold
+    /// only what follows it, start at position `prefix.count`, and every output row is theirs.
+    public var prefix: SharedPrefix?
+    public init(logits: Logits = .lastToken, captureBlocks: [Int] = [], stopAfterBlock: Int? = nil, workers: Int? = nil,
+                prefix: SharedPrefix? = nil) {
         self.logits = logits
         self.captureBlocks = captureBlocks
         self.stopAfterBlock = stopAfterBlock
         self.workers = workers
+        self.prefix = prefix
     }
 }
 
@@ -50,12 +55,12 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Runs the model over `sequences` (token ids, each non-empty, each at most the context length).
     public func forward(_ sequences: [[Int32]], options: ForwardOptions = ForwardOptions()) throws -> ForwardOutput {
-        let c = config
+        let c = config, P = options.prefix?.count ?? 0
         var starts = [0]
         for (s, seq) in sequences.enumerated() {
             guard !seq.isEmpty else { throw LlamaError.invalidInput("sequence \(s) is empty") }
-            guard seq.count <= c.contextLength else {
-                throw LlamaError.invalidInput("sequence \(s) has \(seq.count) tokens, more than the context length \(c.contextLength)")
+            guard P + seq.count <= c.contextLength else {
+                throw LlamaError.invalidInput("sequence \(s) has \(seq.count) tokens\(P > 0 ? " after a \(P)-token shared prefix" : ""), more than the context length \(c.contextLength)")
             }
             if let bad = seq.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
                 throw LlamaError.invalidInput("sequence \(s) token \(bad) has id \(seq[bad]) outside the vocabulary 0..<\(c.vocabSize)")
@@ -69,12 +74,18 @@ public final class LlamaModel: @unchecked Sendable {
         guard stop >= 0 && stop <= c.layers else {
             throw LlamaError.invalidInput("stop block \(stop) outside 0...\(c.layers)")
         }
+        if let prefix = options.prefix, prefix.model != ObjectIdentifier(self) {
+            throw LlamaError.invalidInput("the shared prefix was run by another model")
+        }
+        if let prefix = options.prefix, stop > prefix.blocks {
+            throw LlamaError.invalidInput("the shared prefix was run through \(prefix.blocks) blocks, fewer than the \(stop) this pass needs")
+        }
         var output = ForwardOutput(sequenceStarts: starts)
         let N = starts.last!
         if N == 0 { return output }
         let ids = sequences.flatMap { $0 }
         var positions = [Int32](); positions.reserveCapacity(N)
-        for seq in sequences { for t in 0 ..< seq.count { positions.append(Int32(t)) } }
+        for seq in sequences { for t in 0 ..< seq.count { positions.append(Int32(P + t)) } }
 
         let state = ForwardState(config: c, tokens: N)
         let w = options.workers
@@ -85,7 +96,7 @@ public final class LlamaModel: @unchecked Sendable {
         if options.captureBlocks.contains(0) { output.hidden[0] = Array(state.x) }
         for l in 0 ..< stop {
             positions.withUnsafeBufferPointer { pos in
-                block(l, state: state, positions: pos.baseAddress!, sequenceStarts: starts, workers: w)
+                block(l, state: state, positions: pos.baseAddress!, sequenceStarts: starts, workers: w, prefix: options.prefix)
             }
             if options.captureBlocks.contains(l + 1) { output.hidden[l + 1] = Array(state.x) }
         }
@@ -122,8 +133,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// One transformer block, in place on `state.x`:
     ///   x += Wo · attention(rope(Wq·rmsnorm(x)), rope(Wk·rmsnorm(x)), Wv·rmsnorm(x))
     ///   x += Wdown · (silu(Wgate·rmsnorm(x)) ⊙ Wup·rmsnorm(x))
+    /// With `prefix`, the sequences continue it (`attendAfterPrefix`); `afterRoPE` sees the fused qkv rows
+    /// once RoPE is applied (how `sharedPrefix` keeps them).
     func block(_ l: Int, state s: ForwardState, positions: UnsafePointer<Int32>, sequenceStarts: [Int], workers w: Int?,
-               cache: CacheUse? = nil) {
+               cache: CacheUse? = nil, prefix: SharedPrefix? = nil, afterRoPE: ((UnsafePointer<Float>) -> Void)? = nil) {
         let c = config, C = c.hiddenSize, N = s.tokens, F = c.ffnSize
         let x = s.x.baseAddress!, xn = s.xn.baseAddress!, qkv = s.qkv.baseAddress!, att = s.att.baseAddress!
         let ldqkv = c.qDim + 2 * c.kvDim
@@ -144,9 +157,12 @@ public final class LlamaModel: @unchecked Sendable {
             GEMM.sgemm(transB: true, m: N, n: ldqkv, k: C, a: xn, lda: C, b: weights.qkv(l), ldb: C, c: qkv, ldc: ldqkv, workers: w)
         }
         ropeInPlace(qkv, ld: ldqkv, rows: N, positions: positions, workers: w)
+        afterRoPE?(qkv)
         if let cache {
             attendWithCache(l, cache: cache, qkv: qkv, att: att, positions: positions, sequenceStarts: sequenceStarts,
                             lse: s.lse.baseAddress!, workers: w)
+        } else if let prefix {
+            attendAfterPrefix(l, prefix: prefix, qkv: qkv, att: att, sequenceStarts: sequenceStarts, workers: w)
         } else {
             Attention.forward(out: att, ldo: c.qDim, lse: s.lse.baseAddress!, q: qkv, ldq: ldqkv,
                               k: qkv + c.qDim, ldk: ldqkv, v: qkv + c.qDim + c.kvDim, ldv: ldqkv,

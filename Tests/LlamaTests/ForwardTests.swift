@@ -58,6 +58,41 @@ final class ForwardTests: XCTestCase {
         XCTAssertTrue(early.logits.isEmpty)
     }
 
+    func testSharedPrefixEqualsRunningItWithEverySequence() throws {
+        let model = try tinyModel()
+        let c = model.config
+        var rng = SeededRNG(seed: 5)
+        func tokens(_ n: Int) -> [Int32] { (0 ..< n).map { _ in Int32.random(in: 0 ..< Int32(c.vocabSize), using: &rng) } }
+        let head = tokens(7)
+        let tails = [tokens(1), tokens(5), tokens(12)]
+        let prefix = try model.sharedPrefix(head, blocks: c.layers)
+        let out = try model.forward(tails, options: ForwardOptions(logits: .allTokens, captureBlocks: [1, 2], prefix: prefix))
+        XCTAssertEqual(out.sequenceStarts, [0, 1, 6, 18])
+        for (s, tail) in tails.enumerated() {
+            let ref = LlamaReference.forward(model.weights, tokens: (head + tail).map(Int.init))
+            let r0 = out.sequenceStarts[s], P = head.count
+            for b in [1, 2] {
+                let got = Array(out.hidden[b]![(r0 * c.hiddenSize) ..< ((r0 + tail.count) * c.hiddenSize)])
+                let want = Array(ref.hidden[b][(P * c.hiddenSize)...])
+                let scale = want.map(abs).max()!
+                assertWithinBound(got, want, "hidden block \(b) seq \(s)", bound: { _ in 2e-5 * scale })
+            }
+            let got = Array(out.logits[(r0 * c.vocabSize) ..< ((r0 + tail.count) * c.vocabSize)])
+            let want = Array(ref.logits[(P * c.vocabSize)...])
+            let scale = want.map(abs).max()!
+            assertWithinBound(got, want, "logits seq \(s)", bound: { _ in 1e-5 * scale })
+        }
+        // A prefix run through fewer blocks, run by another model, or leaving no room, is refused.
+        let short = try model.sharedPrefix(head, blocks: 1)
+        XCTAssertNoThrow(try model.forward(tails, options: ForwardOptions(logits: .none, captureBlocks: [1], prefix: short)))
+        XCTAssertThrowsError(try model.forward(tails, options: ForwardOptions(logits: .lastToken, prefix: short)))
+        XCTAssertThrowsError(try model.forward(tails, options: ForwardOptions(prefix: try tinyModel().sharedPrefix(head, blocks: 2))))
+        XCTAssertThrowsError(try model.forward([tokens(c.contextLength - 6)], options: ForwardOptions(prefix: prefix)))
+        XCTAssertThrowsError(try model.sharedPrefix([], blocks: 1))
+        XCTAssertThrowsError(try model.sharedPrefix(head, blocks: 0))
+        XCTAssertThrowsError(try model.sharedPrefix([Int32(c.vocabSize)], blocks: 1))
+    }
+
     func testForwardRejectsBadInput() throws {
         let model = try tinyModel()
         XCTAssertThrowsError(try model.forward([[]]))

@@ -20,8 +20,9 @@ final class SAFTRunnerTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
     @discardableResult
-    func saft(_ args: [String], expectFailure: Bool = false) throws -> String {
-        let r = try runTool("saft", args + (args.first == "score" ? [] : ["--threads", "1"]), besides: Self.self)
+    func saft(_ args: [String], expectFailure: Bool = false, environment: [String: String] = [:]) throws -> String {
+        let r = try runTool("saft", args + (args.first == "score" ? [] : ["--threads", "1"]), besides: Self.self,
+                            environment: environment)
         if expectFailure { XCTAssertNotEqual(r.status, 0, r.stderr) } else { XCTAssertEqual(r.status, 0, r.stderr) }
         return r.stderr
     }
@@ -101,6 +102,36 @@ final class SAFTRunnerTests: XCTestCase {
         XCTAssertNil(try json(dir + "/r2.json")["auroc"])
     }
 
+    func testReferenceEmbeddingsAreKeptBetweenRuns() throws {
+        let data = try write("d.jsonl", rows(labels: true))
+        let common = ["--model", model, "--max-tokens", "160", "--data", data, "--method", "guided"] + (try refFiles())
+        func run(_ extra: [String], _ tag: String, environment: [String: String] = [:]) throws -> [String: Any] {
+            try saft(common + extra + ["--out", dir + "/o-\(tag).jsonl", "--report", dir + "/r-\(tag).json", "--scores", dir + "/s-\(tag).jsonl"],
+                     environment: environment)
+            return try json(dir + "/r-\(tag).json")["guide"] as! [String: Any]
+        }
+        func fromCache(_ g: [String: Any]) -> Int? { (g["reference_cache"] as? [String: Any])?["rows_from_cache"] as? Int }
+        // Default: the per-user cache ($SAFETUNE_CACHE here), filled by the first run, read by the next.
+        let env = ["SAFETUNE_CACHE": dir + "/user-cache"]
+        let first = try run([], "a", environment: env), second = try run([], "b", environment: env)
+        XCTAssertEqual((first["reference_cache"] as? [String: Any])?["directory"] as? String, dir + "/user-cache/references")
+        XCTAssertEqual(fromCache(first), 0)
+        XCTAssertEqual(fromCache(second), 8)
+        XCTAssertEqual(second["reference_embed_time_vs_pool"] as? Double, 0)
+        XCTAssertGreaterThan(first["reference_tokens_run"] as! Int, 0)
+        XCTAssertEqual(try lines(dir + "/s-a.jsonl"), try lines(dir + "/s-b.jsonl"))
+        // An explicit directory, and none.
+        XCTAssertEqual(fromCache(try run(["--reference-cache", dir + "/refs"], "c")), 0)
+        XCTAssertEqual(fromCache(try run(["--reference-cache", dir + "/refs"], "d")), 8)
+        let none = try run(["--reference-cache", "none"], "e", environment: env)
+        XCTAssertTrue(none["reference_cache"] is NSNull)
+        XCTAssertEqual(try lines(dir + "/s-a.jsonl"), try lines(dir + "/s-e.jsonl"))
+        // An unwritable default is a warning, not a failure.
+        let blocked = try write("not-a-dir", "x")
+        let log = try saft(common + ["--out", dir + "/o-f.jsonl"], environment: ["SAFETUNE_CACHE": blocked])
+        XCTAssertTrue(log.contains("cannot write the reference cache"), log)
+    }
+
     func testShardedRunEqualsTheSingleMachineRun() throws {
         let data = try write("d.jsonl", rows(labels: true))
         let refs = try refFiles()
@@ -158,6 +189,32 @@ final class SAFTRunnerTests: XCTestCase {
             }
         }
         XCTAssertNotEqual(both[.lastToken]!.byBlock[2]!, both[.meanResponse]!.byBlock[2]!)
+    }
+
+    func testSharedTemplatePrefixRunsOnceWithTheSameStates() throws {
+        let data = try Dataset.load(try write("d.jsonl", rows(labels: true)))
+        let loaded = try LlamaLoader.load(model)
+        let reads: [EmbeddingPosition: [Int]] = [.meanResponse: [2], .lastPromptToken: [1, 2]]
+        let shared = try SAFTEmbedder.embed(data.samples, model: loaded, reads: reads, maxTokens: 160, batchTokens: 64)
+        let plain = try SAFTEmbedder.embed(data.samples, model: loaded, reads: reads, maxTokens: 160, batchTokens: 64,
+                                           sharePrefix: false)
+        // The ChatML user header at least ("<|im_start|>user\n").
+        XCTAssertGreaterThanOrEqual(shared[.lastPromptToken]!.sharedPrefixTokens, 4)
+        XCTAssertEqual(plain[.lastPromptToken]!.sharedPrefixTokens, 0)
+        XCTAssertEqual(shared[.meanResponse]!.rowTokens, plain[.meanResponse]!.rowTokens)
+        for (position, blocks) in reads {
+            for b in blocks {
+                let x = shared[position]!.byBlock[b]!, y = plain[position]!.byBlock[b]!
+                XCTAssertEqual(x.count, y.count)
+                for i in x.indices { XCTAssertEqual(x[i], y[i], accuracy: 1e-5 * max(1, abs(y[i])), "\(position) block \(b) [\(i)]") }
+            }
+        }
+        // One sample has nothing to share with.
+        let one = try SAFTEmbedder.embed(Array(data.samples.prefix(1)), model: loaded, blocks: [1], position: .lastPromptToken)
+        XCTAssertEqual(one.sharedPrefixTokens, 0)
+        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [1, 2, 3, 4, 9]], before: 9), 4)
+        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]], before: 5), 5)
+        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 8, 5, 6]], before: 5), 0)
     }
 
     func testEmbeddingCacheRoundTrip() throws {

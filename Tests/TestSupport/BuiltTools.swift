@@ -13,13 +13,18 @@ public func builtTool(_ name: String, besides testClass: AnyClass) throws -> URL
 }
 
 /// Exit status and output of one run of a built tool. Output goes through temporary files, so a
-/// chatty tool cannot block on a full pipe.
-public func runTool(_ name: String, _ arguments: [String], besides testClass: AnyClass)
+/// chatty tool cannot block on a full pipe. The tool's per-user cache (SAFETUNE_CACHE) is a fresh
+/// temporary directory unless `environment` names one: tests never read or fill the user's.
+public func runTool(_ name: String, _ arguments: [String], besides testClass: AnyClass, environment: [String: String] = [:])
     throws -> (status: Int32, stdout: String, stderr: String) {
     let p = Process()
     p.executableURL = try builtTool(name, besides: testClass)
     p.arguments = arguments
     let tmp = FileManager.default.temporaryDirectory
+    let userCache = tmp.appendingPathComponent("tool-cache-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: userCache) }
+    p.environment = ProcessInfo.processInfo.environment.merging(["SAFETUNE_CACHE": userCache.path]) { $1 }
+        .merging(environment) { $1 }
     let outURL = tmp.appendingPathComponent("tool-\(UUID().uuidString).out"), errURL = tmp.appendingPathComponent("tool-\(UUID().uuidString).err")
     FileManager.default.createFile(atPath: outURL.path, contents: nil)
     FileManager.default.createFile(atPath: errURL.path, contents: nil)

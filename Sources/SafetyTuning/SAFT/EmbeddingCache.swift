@@ -83,12 +83,13 @@ public struct EmbeddingCache {
         for (i, h) in hashes.enumerated() where !seen.contains(h) && blocks.contains(where: { stores[$0]![h] == nil }) {
             missing.append(i); seen.insert(h)
         }
-        var seconds = 0.0, tokensRun = 0
+        var seconds = 0.0, tokensRun = 0, shared = 0
         if !missing.isEmpty {
             let fresh = try SAFTEmbedder.embed(missing.map { samples[$0] }, model: model, blocks: blocks, position: position,
                                                maxTokens: maxTokens, batchTokens: batchTokens, workers: workers, progress: progress)
             seconds = fresh.seconds
-            tokensRun = fresh.tokens
+            tokensRun = fresh.tokensRun ?? fresh.tokens
+            shared = fresh.sharedPrefixTokens
             for b in blocks {
                 let x = fresh.byBlock[b]!
                 for (j, i) in missing.enumerated() {
@@ -111,6 +112,7 @@ public struct EmbeddingCache {
         e.rowTokens = rowTokens
         e.rowTruncated = rowTruncated
         e.tokensRun = tokensRun
+        e.sharedPrefixTokens = shared
         let hits = samples.indices.filter { !seen.contains(hashes[$0]) }.count
         return (e, hits)
     }

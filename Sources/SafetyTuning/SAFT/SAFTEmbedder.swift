@@ -27,8 +27,11 @@ public struct Embeddings: Sendable {
     /// Per row: tokens run and whether the row was cut (empty when unknown).
     public var rowTokens: [Int] = []
     public var rowTruncated: [Bool] = []
-    /// Tokens actually run in `seconds` (fewer than `tokens` when rows came from a cache).
+    /// Tokens actually run in `seconds`: fewer than `tokens` when rows came from a cache or began with a
+    /// shared prefix (run once).
     public var tokensRun: Int? = nil
+    /// Leading tokens common to every row, run once for all of them (counted in `tokens` per row).
+    public var sharedPrefixTokens = 0
     public var tokensPerSecond: Double? { seconds > 0 ? Double(tokensRun ?? tokens) / seconds : nil }
 
     public init(rows: Int, dim: Int, byBlock: [Int: [Float]], position: EmbeddingPosition, truncated: Int = 0,
@@ -52,9 +55,11 @@ public enum SAFTEmbedder {
 
     /// The same forward passes read at several positions at once (`reads[p]` lists the blocks read at
     /// position p): one `Embeddings` per position, sharing their token counts and timing. The model
-    /// runs on the prompt alone only when `last-prompt` is the only position read.
+    /// runs on the prompt alone only when `last-prompt` is the only position read. The tokens every
+    /// sample starts with (the template's system turn) run once (`SharedPrefix`) unless `sharePrefix`
+    /// is false; the states are the same either way.
     public static func embed(_ samples: [Sample], model m: LoadedModel, reads: [EmbeddingPosition: [Int]],
-                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil,
+                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil, sharePrefix: Bool = true,
                              progress: ((Int, Int) -> Void)? = nil) throws -> [EmbeddingPosition: Embeddings] {
         let c = m.model.config, C = c.hiddenSize
         let blocks = Array(Set(reads.values.joined())).sorted()
@@ -87,6 +92,14 @@ public enum SAFTEmbedder {
             inputs.append(ids)
             totalTokens += ids.count
         }
+        // The template's opening (system turn, role header) is the same in every sample: run it once.
+        let rowTokens = inputs.map(\.count)
+        let P = !sharePrefix ? 0 : sharedPrefixLength(inputs, before: readFrom.values.flatMap { $0.map(\.lowerBound) }.min() ?? 0)
+        let prefix = P > 0 ? try m.model.sharedPrefix(Array(inputs[0].prefix(P)), blocks: blocks.max()!, workers: workers) : nil
+        if P > 0 {
+            for i in inputs.indices { inputs[i].removeFirst(P) }
+            for position in positions { readFrom[position] = readFrom[position]!.map { $0.lowerBound - P ..< $0.upperBound - P } }
+        }
         var out = [EmbeddingPosition: [Int: [Float]]]()
         for (position, bs) in reads { for b in bs { out[position, default: [:]][b] = [Float](repeating: 0, count: samples.count * C) } }
         // Longest first, so batches hold similar lengths.
@@ -99,7 +112,7 @@ public enum SAFTEmbedder {
             }
             let result = try m.model.forward(batch.map { inputs[$0] },
                                              options: ForwardOptions(logits: .none, captureBlocks: blocks,
-                                                                     stopAfterBlock: blocks.max()!, workers: workers))
+                                                                     stopAfterBlock: blocks.max()!, workers: workers, prefix: prefix))
             for position in positions {
                 let ranges = readFrom[position]!
                 for b in reads[position]! {
@@ -123,10 +136,29 @@ public enum SAFTEmbedder {
         for position in positions {
             var e = Embeddings(rows: samples.count, dim: C, byBlock: out[position]!, position: position, truncated: truncated,
                                tokens: totalTokens, seconds: elapsed)
-            e.rowTokens = inputs.map(\.count)
+            e.rowTokens = rowTokens
             e.rowTruncated = rowTruncated
+            e.sharedPrefixTokens = P
+            e.tokensRun = totalTokens - P * max(samples.count - 1, 0)
             result[position] = e
         }
         return result
     }
+
+    /// Tokens at the start of every input that can be run once for all: their common prefix, cut so
+    /// that no row read (`before`: the first row read in any input) falls inside it. Zero when the
+    /// saving is not worth a separate pass (fewer than two inputs or `minimumSharedPrefix` tokens).
+    package static func sharedPrefixLength(_ inputs: [[Int32]], before firstRead: Int) -> Int {
+        guard inputs.count > 1, let first = inputs.first else { return 0 }
+        var n = min(first.count, firstRead)
+        for ids in inputs.dropFirst() where n > 0 {
+            var i = 0
+            let limit = min(n, ids.count)
+            while i < limit && ids[i] == first[i] { i += 1 }
+            n = i
+        }
+        return n >= minimumSharedPrefix ? n : 0
+    }
+
+    static let minimumSharedPrefix = 4
 }

@@ -27,6 +27,8 @@ let methodOptions: [CommandSpec.Option] = [
     .init("guide", "SRC", "reference prompts for guided and combined: builtin (the project's; the default)"),
     .init("guide-harmful", "FILE", "your harmful reference prompts (JSONL with `prompt`, or one per line); needs --guide-benign"),
     .init("guide-benign", "FILE", "your benign reference prompts; needs --guide-harmful"),
+    .init("reference-cache", "DIR", "keep the reference prompts' embeddings here between runs, per model and settings (default: "
+          + "--cache when given, else $SAFETUNE_CACHE or ~/.cache/safetune, in references/; none: embed them on every run)"),
     .init("guide-direction", "D", "guided: discriminant (default: shrinkage-regularised LDA of the references) or mean (the mean difference)"),
     .init("guide-shrinkage", "L", "guided discriminant: shrinkage λ in (0, 1] toward the identity (default 0.3)"),
     .init("guide-fpr", "F", "guided threshold at benign-reference false-positive rate F (default \(defaultGuideFPR)), or balanced: where both reference classes are equally far"),
@@ -98,7 +100,7 @@ let fitSpec = CommandSpec(
         .init("model", "PATH", "the model the shards were embedded with"),
         .init("block", "B", "subspace: which embedded block (default: the lowest; combined: the guided block)"),
         .init("batch-tokens", "N", "tokens per forward batch for the references (default 4096)"),
-        .init("cache", "DIR", "embedding cache for the references"),
+        .init("cache", "DIR", "embedding cache for the references (see --reference-cache)"),
         .init("threads", "N", "worker threads (default: all cores)"),
         .init("report", "FILE", "JSON report of the fit"),
     ] + methodOptions)
@@ -126,6 +128,8 @@ struct EmbeddingSetup {
     var maxTokens: Int
     var batchTokens: Int
     var cache: String?
+    /// Where the reference prompts' embeddings live between runs (nil: embedded on every run).
+    var referenceCache: String?
 
     init(_ args: ParsedArguments) throws {
         if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
@@ -136,6 +140,19 @@ struct EmbeddingSetup {
         maxTokens = try args.int("max-tokens", default: 512, range: 8 ... 1 << 20)!
         batchTokens = try args.int("batch-tokens", default: 4096, range: 16 ... 1 << 24)!
         cache = args.string("cache")
+        switch args.string("reference-cache") {
+        case "none": referenceCache = nil
+        case let dir?: referenceCache = dir
+        case nil: referenceCache = cache ?? defaultReferenceCache()
+        }
+    }
+
+    /// Embeddings of the reference prompts, through the reference cache.
+    func embedReferences(_ samples: [Sample], _ loaded: LoadedModel, modelPath: String, blocks: [Int], what: String,
+                         started: DispatchTime) throws -> (Embeddings, hits: Int) {
+        var s = self
+        s.cache = referenceCache
+        return try s.embed(samples, loaded, modelPath: modelPath, blocks: blocks, what: what, started: started)
     }
 
     /// Embeddings of `samples`, through the cache when one is given; `hits` = rows read from it.
@@ -158,6 +175,33 @@ struct EmbeddingSetup {
         for w in c.warnings { log("saft: warning: \(w)") }
         if r.hits > 0 { log("saft: \(r.hits) of \(samples.count) \(what) read from the cache \(dir)") }
         return r
+    }
+}
+
+/// The per-user cache of reference embeddings: $SAFETUNE_CACHE (or none), else $XDG_CACHE_HOME/safetune,
+/// else ~/.cache/safetune; nil (embed every run) when that directory cannot be written.
+func defaultReferenceCache() -> String? {
+    let env = ProcessInfo.processInfo.environment
+    let root: String
+    if let dir = env["SAFETUNE_CACHE"], !dir.isEmpty {
+        if dir == "none" { return nil }
+        root = dir
+    } else if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
+        root = xdg + "/safetune"
+    } else if let home = env["HOME"], !home.isEmpty {
+        root = home + "/.cache/safetune"
+    } else {
+        return nil
+    }
+    let dir = root + "/references", probe = dir + "/.write-test-\(getpid())"
+    do {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data().write(to: URL(fileURLWithPath: probe))
+        try FileManager.default.removeItem(atPath: probe)
+        return dir
+    } catch {
+        log("saft: warning: cannot write the reference cache \(dir) (\(error.localizedDescription)); references are embedded without it")
+        return nil
     }
 }
 
@@ -286,7 +330,7 @@ func runAll(_ args: ParsedArguments) throws {
     var report: [String: Any] = [
         "tool": "saft", "method": method, "model": modelPath, "data": dataPath, "output": outPath, "rows": data.count,
         "blocks_embedded": blocks, "position": setup.position.rawValue, "truncated_rows": emb.truncated, "tokens": emb.tokens,
-        "max_tokens": setup.maxTokens, "template": loaded.template.summary,
+        "max_tokens": setup.maxTokens, "template": loaded.template.summary, "shared_prefix_tokens": emb.sharedPrefixTokens,
     ]
     if let dir = setup.cache { report["cache"] = ["directory": dir, "rows_from_cache": hits, "rows_embedded": data.count - hits] }
     var timings: [String: Any] = ["embed_seconds": emb.seconds, "tokens_embedded": emb.tokensRun ?? emb.tokens,
@@ -299,8 +343,8 @@ func runAll(_ args: ParsedArguments) throws {
         let refs = try references(args)
         let o = try guidedOptions(args), cal = o.calibration
         let refStart = DispatchTime.now()
-        let (h, _) = try setup.embed(refs.harmful, loaded, modelPath: modelPath, blocks: blocks, what: "harmful references", started: started)
-        let (b, _) = try setup.embed(refs.benign, loaded, modelPath: modelPath, blocks: blocks, what: "benign references", started: started)
+        let (h, hHits) = try setup.embedReferences(refs.harmful, loaded, modelPath: modelPath, blocks: blocks, what: "harmful references", started: started)
+        let (b, bHits) = try setup.embedReferences(refs.benign, loaded, modelPath: modelPath, blocks: blocks, what: "benign references", started: started)
         fits = try GuidedSAFT.fit(GuidedSAFT.References(harmful: h, benign: b), options: o)
         guided = try GuidedSAFT.run(pool: emb, fits: fits, calibration: cal,
                                     adapt: (GuidedSAFT.References(harmful: h, benign: b), o))
@@ -309,8 +353,13 @@ func runAll(_ args: ParsedArguments) throws {
         timings["reference_fit_seconds"] = seconds(since: refStart) - refEmbed
         report["guide"] = [
             "source": refs.source, "harmful_references": refs.harmful.count, "benign_references": refs.benign.count,
+            "reference_cache": setup.referenceCache.map { ["directory": $0, "rows_from_cache": hHits + bHits] as [String: Any] } ?? NSNull(),
             "reference_tokens": h.tokens + b.tokens, "calibration": cal.name, "direction": directionName(o),
-            "reference_embed_cost_vs_pool": emb.tokens > 0 ? Double(h.tokens + b.tokens) / Double(emb.tokens) : NSNull(),
+            // Tokens each side actually ran (shared template prefix once, cached rows not at all).
+            "reference_tokens_run": (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens),
+            "reference_embed_cost_vs_pool": (emb.tokensRun ?? emb.tokens) > 0
+                ? Double((h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens)) / Double(emb.tokensRun ?? emb.tokens) : NSNull(),
+            "reference_embed_time_vs_pool": emb.seconds > 0 ? refEmbed / emb.seconds : NSNull(),
             "blocks": fits.map { ["block": $0.block, "cv_auroc": $0.cvAUROC, "cv_separation": $0.cvSeparation, "threshold": Double($0.threshold),
                                   "benign_reference_score": [$0.benignMeanScore, $0.benignSD],
                                   "harmful_reference_score": [$0.harmfulMeanScore, $0.harmfulSD]] as [String: Any] },
@@ -477,8 +526,8 @@ func runFit(_ args: ParsedArguments) throws {
         var setup = try EmbeddingSetup(args)
         setup.position = position; setup.maxTokens = m0.maxTokens
         let refs = try references(args), o = try guidedOptions(args), cal = o.calibration
-        let (h, _) = try setup.embed(refs.harmful, loaded, modelPath: modelPath, blocks: m0.blocks, what: "harmful references", started: started)
-        let (b, _) = try setup.embed(refs.benign, loaded, modelPath: modelPath, blocks: m0.blocks, what: "benign references", started: started)
+        let (h, _) = try setup.embedReferences(refs.harmful, loaded, modelPath: modelPath, blocks: m0.blocks, what: "harmful references", started: started)
+        let (b, _) = try setup.embedReferences(refs.benign, loaded, modelPath: modelPath, blocks: m0.blocks, what: "benign references", started: started)
         let references = GuidedSAFT.References(harmful: h, benign: b)
         let fits = try GuidedSAFT.fit(references, options: o)
         var direction = fits[0], rounds: [(harmful: Int, benign: Int)] = []
