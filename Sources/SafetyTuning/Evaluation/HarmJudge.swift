@@ -212,6 +212,8 @@ public struct JudgeStates: Sendable {
     public var rows: Int, width: Int
     public var byFeature: [JudgeFeature: [Float]]
     public var truncated: Int, tokens: Int
+    /// Tokens actually run (the rows' shared template opening once).
+    public var tokensRun: Int
     public var seconds: Double
 }
 
@@ -240,7 +242,8 @@ public struct HarmJudge: Sendable {
         let any = e.values.first!
         var by = [JudgeFeature: [Float]]()
         for f in parts { by[f] = e[f.position]!.byBlock[f.block]! }
-        return JudgeStates(rows: any.rows, width: any.dim, byFeature: by, truncated: any.truncated, tokens: any.tokens, seconds: any.seconds)
+        return JudgeStates(rows: any.rows, width: any.dim, byFeature: by, truncated: any.truncated, tokens: any.tokens,
+                           tokensRun: any.tokensRun ?? any.tokens, seconds: any.seconds)
     }
 
     /// Checks that `model` is the model the classifier learned on.

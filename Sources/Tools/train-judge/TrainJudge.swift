@@ -186,9 +186,9 @@ public func trainJudgeMain(_ arguments: [String]) -> Never {
                 "fit": ["loss": result.fit.loss, "gradient_norm": result.fit.gradientNorm, "newton_steps": result.fit.iterations],
                 "held_out": qualities.map { ["source": $0.source, "classifier": $0.classifier.json, "rule": $0.rule.json] },
                 "training_fit": ["classifier": trainQuality.classifier.json, "rule": trainQuality.rule.json],
-                "truncated_rows": emb.truncated, "tokens": emb.tokens,
+                "truncated_rows": emb.truncated, "tokens": emb.tokens, "tokens_run": emb.tokensRun,
                 "timings": ["embed_seconds": emb.seconds, "fit_seconds": fitSeconds, "total_seconds": seconds(since: started),
-                            "tokens_per_second": Double(emb.tokens) / emb.seconds],
+                            "tokens_per_second": Double(emb.tokensRun) / emb.seconds],
                 "build": buildReport(),
             ]
             try writeAtomically(try jsonData(report), to: path)
