@@ -3,11 +3,13 @@ import Kernels
 /// How a block uses the KV cache: `prefill` writes the keys and values of whole prompts (sequence
 /// s into slot `slots[s]`, from position 0) and attends within each prompt; `decode` appends one
 /// token per row (row r into slot `slots[r]` at its current length) and attends to the cache.
+/// A prefill with `prefix` runs prompts that continue it: the prefix rows go to every slot first.
 struct CacheUse {
     enum Mode { case prefill, decode }
     var cache: KVCache
     var mode: Mode
     var slots: [Int]
+    var prefix: SharedPrefix? = nil
 }
 
 /// Options of `generate`.
@@ -43,6 +45,14 @@ extension LlamaModel {
         let rowsPerSeq = sequenceStarts.count - 1
         for s in 0 ..< rowsPerSeq {
             let slot = use.slots[s]
+            if let prefix = use.prefix {
+                prefix.qkv[l].withUnsafeBufferPointer { pq in
+                    for p in 0 ..< prefix.count {
+                        (keys + slot * stride + p * kv).update(from: pq.baseAddress! + p * ldqkv + c.qDim, count: kv)
+                        (values + slot * stride + p * kv).update(from: pq.baseAddress! + p * ldqkv + c.qDim + kv, count: kv)
+                    }
+                }
+            }
             for r in sequenceStarts[s] ..< sequenceStarts[s + 1] {
                 let p = Int(positions[r])
                 (keys + slot * stride + p * kv).update(from: qkv + r * ldqkv + c.qDim, count: kv)
@@ -50,6 +60,8 @@ extension LlamaModel {
             }
         }
         switch use.mode {
+        case .prefill where use.prefix != nil:
+            attendAfterPrefix(l, prefix: use.prefix!, qkv: qkv, att: att, sequenceStarts: sequenceStarts, workers: w)
         case .prefill:
             Attention.forward(out: att, ldo: c.qDim, lse: lse, q: qkv, ldq: ldqkv, k: qkv + c.qDim, ldk: ldqkv,
                               v: qkv + c.qDim + kv, ldv: ldqkv, sequenceStarts: sequenceStarts, heads: c.heads,
@@ -88,8 +100,12 @@ extension LlamaModel {
         let cache = try KVCache(config: c, slots: B, capacity: longest + options.maxNewTokens)
         var samplers = (0 ..< B).map { Sampler(temperature: options.temperature, topK: options.topK, topP: options.topP,
                                                seed: options.seed &+ UInt64($0)) }
-        // Prefill: logits of each prompt's last token.
-        let first = try run(prompts, cache: CacheUse(cache: cache, mode: .prefill, slots: Array(0 ..< B)), workers: options.workers)
+        // Prefill: logits of each prompt's last token. The prompts' common opening (a chat template's
+        // system turn) runs once; each prompt keeps at least its last token.
+        let P = SharedPrefix.commonLength(prompts, limit: prompts.map(\.count).min()! - 1)
+        let prefix = P > 0 ? try sharedPrefix(Array(prompts[0].prefix(P)), blocks: c.layers, workers: options.workers) : nil
+        let first = try run(P > 0 ? prompts.map { Array($0.dropFirst(P)) } : prompts,
+                            cache: CacheUse(cache: cache, mode: .prefill, slots: Array(0 ..< B), prefix: prefix), workers: options.workers)
         for s in 0 ..< B { cache.lengths[s] = prompts[s].count }
         var live: [Int] = []
         var next: [Int32] = []
@@ -127,7 +143,7 @@ extension LlamaModel {
         var starts = [0], positions: [Int32] = []
         for (i, seq) in sequences.enumerated() {
             starts.append(starts.last! + seq.count)
-            let base = use.mode == .decode ? use.cache.lengths[use.slots[i]] : 0
+            let base = use.mode == .decode ? use.cache.lengths[use.slots[i]] : use.prefix?.count ?? 0
             for t in 0 ..< seq.count { positions.append(Int32(base + t)) }
         }
         let N = starts.last!

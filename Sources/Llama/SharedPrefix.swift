@@ -22,6 +22,23 @@ public final class SharedPrefix: @unchecked Sendable {
     }
 
     public var count: Int { tokens.count }
+
+    /// Length of the token prefix common to every sequence, cut at `limit` (so that what each sequence
+    /// needs lies after it); 0 when it is not worth a pass of its own (one sequence, or fewer than
+    /// `minimumLength` tokens).
+    public static func commonLength(_ sequences: [[Int32]], limit: Int) -> Int {
+        guard sequences.count > 1, let first = sequences.first else { return 0 }
+        var n = min(first.count, limit)
+        for ids in sequences.dropFirst() where n > 0 {
+            var i = 0
+            let end = min(n, ids.count)
+            while i < end && ids[i] == first[i] { i += 1 }
+            n = i
+        }
+        return n >= minimumLength ? n : 0
+    }
+
+    public static let minimumLength = 4
 }
 
 extension LlamaModel {

@@ -124,6 +124,19 @@ final class ForwardTests: XCTestCase {
         XCTAssertEqual(try model.generate(prompts, options: opts), try model.generate(prompts, options: opts))
     }
 
+    func testPromptsWithACommonOpeningGenerateAsAlone() throws {
+        // The opening runs once (SharedPrefix) and is copied into every slot of the cache; one prompt
+        // is the opening plus a single token, the shortest a prompt can be after it.
+        let model = try tinyModel()
+        let head: [Int32] = [7, 3, 3, 11, 2, 40, 8]
+        let prompts = [head + [5], head + [9, 1, 4], head + [2, 6, 5, 3, 5, 8, 9, 7]]
+        XCTAssertEqual(SharedPrefix.commonLength(prompts, limit: 7), 7)
+        let together = try model.generate(prompts, options: GenerationOptions(maxNewTokens: 12))
+        for (s, prompt) in prompts.enumerated() {
+            XCTAssertEqual(try model.generate([prompt], options: GenerationOptions(maxNewTokens: 12))[0], together[s], "prompt \(s)")
+        }
+    }
+
     func testGenerationStopsAtStopToken() throws {
         let model = try tinyModel()
         let free = try model.generate([[7, 7]], options: GenerationOptions(maxNewTokens: 8))[0]

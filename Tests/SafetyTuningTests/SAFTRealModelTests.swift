@@ -22,7 +22,13 @@ final class SAFTRealModelTests: XCTestCase {
         let direct = try m.model.forward([Array(ids.prefix(promptTokens))],
                                          options: ForwardOptions(logits: .none, captureBlocks: [15])).hidden[15]!
         let row = Array(direct[(promptTokens - 1) * 576 ..< promptTokens * 576])
-        XCTAssertEqual(row, Array(e.byBlock[15]![3 * 576 ..< 4 * 576]))
+        let plain = try SAFTEmbedder.embed(samples, model: m, blocks: [15], position: .lastPromptToken, batchTokens: 512, sharePrefix: false)
+        XCTAssertEqual(row, Array(plain.byBlock[15]![3 * 576 ..< 4 * 576]))
+        // With the template's opening run once (24 tokens here), the same state up to rounding.
+        XCTAssertEqual(e.sharedPrefixTokens, 24)
+        let shared = Array(e.byBlock[15]![3 * 576 ..< 4 * 576])
+        let err = zip(shared, row).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+        XCTAssertLessThan(err, 1e-5 * row.map { Double($0) * Double($0) }.reduce(0, +).squareRoot())
         var options = SAFT.Options()
         options.rank = 1
         let r = try SAFT.run(Embeddings(rows: 50, dim: 576, byBlock: [22: e.byBlock[22]!], position: .lastPromptToken),

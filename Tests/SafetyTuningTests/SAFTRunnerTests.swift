@@ -212,9 +212,10 @@ final class SAFTRunnerTests: XCTestCase {
         // One sample has nothing to share with.
         let one = try SAFTEmbedder.embed(Array(data.samples.prefix(1)), model: loaded, blocks: [1], position: .lastPromptToken)
         XCTAssertEqual(one.sharedPrefixTokens, 0)
-        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [1, 2, 3, 4, 9]], before: 9), 4)
-        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]], before: 5), 5)
-        XCTAssertEqual(SAFTEmbedder.sharedPrefixLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 8, 5, 6]], before: 5), 0)
+        XCTAssertEqual(SharedPrefix.commonLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7], [1, 2, 3, 4, 9]], limit: 9), 4)
+        XCTAssertEqual(SharedPrefix.commonLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]], limit: 5), 5)
+        XCTAssertEqual(SharedPrefix.commonLength([[1, 2, 3, 4, 5, 6], [1, 2, 3, 8, 5, 6]], limit: 5), 0)
+        XCTAssertEqual(SharedPrefix.commonLength([[1, 2, 3, 4, 5, 6]], limit: 5), 0)
     }
 
     func testEmbeddingCacheRoundTrip() throws {

@@ -47,10 +47,10 @@ public enum SAFTEmbedder {
     /// state after each block in `blocks` (1...L) at `position`. Samples longer than `maxTokens`
     /// keep their first `maxTokens` tokens (counted in `truncated`).
     public static func embed(_ samples: [Sample], model m: LoadedModel, blocks: [Int], position: EmbeddingPosition,
-                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil,
+                             maxTokens: Int = 512, batchTokens: Int = 4096, workers: Int? = nil, sharePrefix: Bool = true,
                              progress: ((Int, Int) -> Void)? = nil) throws -> Embeddings {
         try embed(samples, model: m, reads: [position: blocks], maxTokens: maxTokens, batchTokens: batchTokens,
-                  workers: workers, progress: progress)[position]!
+                  workers: workers, sharePrefix: sharePrefix, progress: progress)[position]!
     }
 
     /// The same forward passes read at several positions at once (`reads[p]` lists the blocks read at
@@ -92,9 +92,10 @@ public enum SAFTEmbedder {
             inputs.append(ids)
             totalTokens += ids.count
         }
-        // The template's opening (system turn, role header) is the same in every sample: run it once.
+        // The template's opening (system turn, role header) is the same in every sample: run it once
+        // (cut before the first row read anywhere).
         let rowTokens = inputs.map(\.count)
-        let P = !sharePrefix ? 0 : sharedPrefixLength(inputs, before: readFrom.values.flatMap { $0.map(\.lowerBound) }.min() ?? 0)
+        let P = !sharePrefix ? 0 : SharedPrefix.commonLength(inputs, limit: readFrom.values.flatMap { $0.map(\.lowerBound) }.min() ?? 0)
         let prefix = P > 0 ? try m.model.sharedPrefix(Array(inputs[0].prefix(P)), blocks: blocks.max()!, workers: workers) : nil
         if P > 0 {
             for i in inputs.indices { inputs[i].removeFirst(P) }
@@ -144,21 +145,4 @@ public enum SAFTEmbedder {
         }
         return result
     }
-
-    /// Tokens at the start of every input that can be run once for all: their common prefix, cut so
-    /// that no row read (`before`: the first row read in any input) falls inside it. Zero when the
-    /// saving is not worth a separate pass (fewer than two inputs or `minimumSharedPrefix` tokens).
-    package static func sharedPrefixLength(_ inputs: [[Int32]], before firstRead: Int) -> Int {
-        guard inputs.count > 1, let first = inputs.first else { return 0 }
-        var n = min(first.count, firstRead)
-        for ids in inputs.dropFirst() where n > 0 {
-            var i = 0
-            let limit = min(n, ids.count)
-            while i < limit && ids[i] == first[i] { i += 1 }
-            n = i
-        }
-        return n >= minimumSharedPrefix ? n : 0
-    }
-
-    static let minimumSharedPrefix = 4
 }

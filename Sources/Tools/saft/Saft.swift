@@ -324,37 +324,52 @@ func runAll(_ args: ParsedArguments) throws {
     log("saft: \(data.count) rows from \(dataPath); model \(modelPath) (\(L) blocks, template \(loaded.template.summary)); method \(method); "
         + "embedding blocks \(blocks) at \(setup.position.rawValue); \(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
 
-    let (emb, hits) = try setup.embed(data.samples, loaded, modelPath: modelPath, blocks: blocks, what: "rows", started: started)
+    // Guided part, references first: they alone choose the block, so the pool is run only that deep
+    // (every candidate block with --sweep, which reports them all).
+    var fits: [GuidedSAFT.Direction] = []
+    var refs: (harmful: Embeddings, benign: Embeddings, hits: Int, source: String, fitSeconds: Double)?
+    let o = method == "subspace" ? GuidedSAFT.Options() : try guidedOptions(args), cal = o.calibration
+    var poolBlocks = blocks
+    if method != "subspace" {
+        let prompts = try references(args)
+        let refStart = DispatchTime.now()
+        let (h, hHits) = try setup.embedReferences(prompts.harmful, loaded, modelPath: modelPath, blocks: blocks, what: "harmful references", started: started)
+        let (b, bHits) = try setup.embedReferences(prompts.benign, loaded, modelPath: modelPath, blocks: blocks, what: "benign references", started: started)
+        fits = try GuidedSAFT.fit(GuidedSAFT.References(harmful: h, benign: b), options: o)
+        refs = (h, b, hHits + bHits, prompts.source, seconds(since: refStart) - h.seconds - b.seconds)
+        if !args.flag("sweep") && validation == nil && blocks.count > 1 {
+            poolBlocks = [fits[0].block]
+            log(String(format: "saft: the references choose block %d (cross-validated AUROC %.4f); the rows are embedded there",
+                       fits[0].block, fits[0].cvAUROC))
+        }
+    }
+
+    let (emb, hits) = try setup.embed(data.samples, loaded, modelPath: modelPath, blocks: poolBlocks, what: "rows", started: started)
     if emb.truncated > 0 { log("saft: \(emb.truncated) rows longer than \(setup.maxTokens) tokens were truncated") }
 
     var report: [String: Any] = [
         "tool": "saft", "method": method, "model": modelPath, "data": dataPath, "output": outPath, "rows": data.count,
-        "blocks_embedded": blocks, "position": setup.position.rawValue, "truncated_rows": emb.truncated, "tokens": emb.tokens,
+        "blocks_embedded": poolBlocks, "position": setup.position.rawValue, "truncated_rows": emb.truncated, "tokens": emb.tokens,
         "max_tokens": setup.maxTokens, "template": loaded.template.summary, "shared_prefix_tokens": emb.sharedPrefixTokens,
     ]
     if let dir = setup.cache { report["cache"] = ["directory": dir, "rows_from_cache": hits, "rows_embedded": data.count - hits] }
     var timings: [String: Any] = ["embed_seconds": emb.seconds, "tokens_embedded": emb.tokensRun ?? emb.tokens,
                                   "tokens_per_second": emb.tokensPerSecond ?? NSNull()]
 
-    // Guided part.
     var guided: GuidedSAFT.Result?
-    var fits: [GuidedSAFT.Direction] = []
-    if method != "subspace" {
-        let refs = try references(args)
-        let o = try guidedOptions(args), cal = o.calibration
-        let refStart = DispatchTime.now()
-        let (h, hHits) = try setup.embedReferences(refs.harmful, loaded, modelPath: modelPath, blocks: blocks, what: "harmful references", started: started)
-        let (b, bHits) = try setup.embedReferences(refs.benign, loaded, modelPath: modelPath, blocks: blocks, what: "benign references", started: started)
-        fits = try GuidedSAFT.fit(GuidedSAFT.References(harmful: h, benign: b), options: o)
+    if let refs {
+        let (h, b) = (refs.harmful, refs.benign)
+        let adaptStart = DispatchTime.now()
         guided = try GuidedSAFT.run(pool: emb, fits: fits, calibration: cal,
                                     adapt: (GuidedSAFT.References(harmful: h, benign: b), o))
         let refEmbed = h.seconds + b.seconds
         timings["reference_embed_seconds"] = refEmbed
-        timings["reference_fit_seconds"] = seconds(since: refStart) - refEmbed
+        timings["reference_fit_seconds"] = refs.fitSeconds + seconds(since: adaptStart)
         report["guide"] = [
-            "source": refs.source, "harmful_references": refs.harmful.count, "benign_references": refs.benign.count,
-            "reference_cache": setup.referenceCache.map { ["directory": $0, "rows_from_cache": hHits + bHits] as [String: Any] } ?? NSNull(),
+            "source": refs.source, "harmful_references": h.rows, "benign_references": b.rows,
+            "reference_cache": setup.referenceCache.map { ["directory": $0, "rows_from_cache": refs.hits] as [String: Any] } ?? NSNull(),
             "reference_tokens": h.tokens + b.tokens, "calibration": cal.name, "direction": directionName(o),
+            "reference_blocks_embedded": blocks,
             // Tokens each side actually ran (shared template prefix once, cached rows not at all).
             "reference_tokens_run": (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens),
             "reference_embed_cost_vs_pool": (emb.tokensRun ?? emb.tokens) > 0
@@ -391,7 +406,7 @@ func runAll(_ args: ParsedArguments) throws {
             policy = .automatic
         }
         // Combined without an explicit single block: the subspace is fitted at the guided block.
-        let pool = method == "combined" && blocks.count > 1 && validation == nil ? restrict(emb, to: guided!.block) : emb
+        let pool = method == "combined" && poolBlocks.count > 1 && validation == nil ? restrict(emb, to: guided!.block) : emb
         subspace = try SAFT.run(pool, policy: policy, options: options)
         let s = subspace!
         report["subspace"] = [
