@@ -322,7 +322,8 @@ func runAll(_ args: ParsedArguments) throws {
     let blocks = try resolveBlocks(args.string("block"), layers: L,
                                    defaults: method != "subspace" || validation != nil ? guidedDepths : [0.5])
     log("saft: \(data.count) rows from \(dataPath); model \(modelPath) (\(L) blocks, template \(loaded.template.summary)); method \(method); "
-        + "embedding blocks \(blocks) at \(setup.position.rawValue); \(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
+        + "\(method == "subspace" ? "embedding blocks" : "candidate blocks") \(blocks) at \(setup.position.rawValue); "
+        + "\(BuildInfo.isa) build, \(Parallel.defaultWorkers) threads")
 
     // Guided part, references first: they alone choose the block, so the pool is run only that deep
     // (every candidate block with --sweep, which reports them all).
