@@ -192,6 +192,47 @@ final class GuidedSAFTTests: XCTestCase {
         XCTAssertTrue(vetoed.allSatisfy { !c.removed[$0] })
     }
 
+    func testResponseViewRecoversRowsThePromptViewMisses() throws {
+        // Prompt view: harmful rows sit at z ~ N(3.5, 1.5) (the guided threshold 3.09 catches about 60%),
+        // benign at N(0, 1). Response view: harmful rows carry a planted direction (3 sd) that only
+        // shows in the responses, under a dominant nuisance direction. Harmful rows are every 5th: the
+        // folds must still train on both classes.
+        var rng = SeededRNG(seed: 17)
+        let n = 1200, d = 24
+        let harmful = (0 ..< n).map { $0 % 5 == 0 }
+        let zg = harmful.map { $0 ? 3.5 + 1.5 * rng.normal() : rng.normal() }
+        var x = [Float](repeating: 0, count: n * d)
+        for i in 0 ..< n {
+            for j in 0 ..< d { x[i * d + j] = Float(rng.normal() * (j == 0 ? 6 : 1)) }
+            if harmful[i] { x[i * d + 3] += 3 }
+        }
+        let guidedRemoved = zg.map { $0 > 3.090232306167813 }
+        let r = try XCTUnwrap(try ResponseView.score(guidedZ: zg, guidedRemoved: guidedRemoved, response: x, dim: d))
+        func recall(_ removed: [Bool]) -> Double { Double((0 ..< n).filter { harmful[$0] && removed[$0] }.count) / Double(n / 5) }
+        func benignLoss(_ removed: [Bool]) -> Double { Double((0 ..< n).filter { !harmful[$0] && removed[$0] }.count) / Double(n - n / 5) }
+        XCTAssertLessThan(recall(guidedRemoved), 0.7)
+        XCTAssertGreaterThan(recall(r.removed), 0.9)
+        XCTAssertLessThan(benignLoss(r.removed), 0.03)
+        XCTAssertTrue(zip(guidedRemoved, r.removed).allSatisfy { !$0 || $1 }, "every guided removal stays removed")
+        XCTAssertEqual(r.pseudoHarmful, guidedRemoved.filter { $0 }.count)
+        XCTAssertTrue(r.applied)
+        XCTAssertGreaterThan(r.agreement, 0.9)
+        // The response-view z-scores alone rank the planted rows well (AUROC from the kernel metrics).
+        XCTAssertGreaterThan(RankingMetrics.auroc(scores: r.responseZ.map(Float.init), labels: harmful)!, 0.95)
+        // A clean pool: its 40 rows above the guided threshold are benign outliers whose responses share
+        // nothing; the view does not confirm them and removes nothing more.
+        let cleanZ = (0 ..< n).map { $0 % 30 == 0 ? 4 + rng.normal() : rng.normal() }
+        let clean = (0 ..< n * d).map { Float(rng.normal() * ($0 % d == 0 ? 6 : 1)) }
+        let cleanRemoved = cleanZ.map { $0 > 3.090232306167813 }
+        let c = try XCTUnwrap(try ResponseView.score(guidedZ: cleanZ, guidedRemoved: cleanRemoved, response: clean, dim: d))
+        XCTAssertFalse(c.applied)
+        XCTAssertLessThan(c.agreement, 0.9)
+        XCTAssertEqual(c.removed, cleanRemoved)
+        // A pool with too few confidently harmful rows has nothing to learn from.
+        XCTAssertNil(try ResponseView.score(guidedZ: zg.map { min($0, 3) }, guidedRemoved: [Bool](repeating: false, count: n),
+                                            response: x, dim: d))
+    }
+
     func testReferencePromptsHaveThePromisedCountsAndNoDuplicates() throws {
         let all = ReferencePrompts.builtin
         let harmful = all.filter(\.harmful), benign = all.filter { !$0.harmful }

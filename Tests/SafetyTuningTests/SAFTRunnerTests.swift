@@ -132,6 +132,30 @@ final class SAFTRunnerTests: XCTestCase {
         XCTAssertTrue(log.contains("cannot write the reference cache"), log)
     }
 
+    func testResponseViewFlagAndReport() throws {
+        let data = try write("d.jsonl", rows(labels: true))
+        let common = ["--model", model, "--max-tokens", "160", "--data", data] + (try refFiles())
+        try saft(common + ["--guide-response", "on", "--guide-response-block", "1", "--out", dir + "/o.jsonl", "--report", dir + "/r.json"])
+        let r = try json(dir + "/r.json")
+        let rv = try XCTUnwrap(r["response_view"] as? [String: Any])
+        XCTAssertEqual(rv["block"] as? Int, 1)
+        // A random tiny model gives no confident rows to learn from: the view is skipped and says so,
+        // and the filtering is the plain combined one.
+        if rv["skipped"] == nil { XCTAssertNotNil(rv["pseudo_labelled_rows"]) }
+        XCTAssertNotNil((r["timings"] as? [String: Any])?["response_embed_seconds"])
+        try saft(common + ["--guide-response", "off", "--out", dir + "/o2.jsonl", "--report", dir + "/r2.json"])
+        XCTAssertNil(try json(dir + "/r2.json")["response_view"])
+        if rv["skipped"] != nil { XCTAssertEqual(try lines(dir + "/o.jsonl"), try lines(dir + "/o2.jsonl")) }
+        for (bad, needle) in [(["--guide-response", "on", "--method", "subspace"], "--method guided or combined"),
+                              (["--guide-response", "off", "--guide-response-block", "1"], "needs --guide-response on"),
+                              (["--guide-response", "maybe"], "takes on or off"),
+                              (["--guide-response-block", "1,2"], "one block")] {
+            let log = try saft(common + bad + ["--out", dir + "/bad.jsonl"], expectFailure: true)
+            XCTAssertTrue(log.contains(needle), log)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad.jsonl"))
+        }
+    }
+
     func testShardedRunEqualsTheSingleMachineRun() throws {
         let data = try write("d.jsonl", rows(labels: true))
         let refs = try refFiles()

@@ -34,6 +34,11 @@ let methodOptions: [CommandSpec.Option] = [
     .init("guide-fpr", "F", "guided threshold at benign-reference false-positive rate F (default \(defaultGuideFPR)), or balanced: where both reference classes are equally far"),
     .init("guide-adapt", "N", "guided: rounds of refitting the direction with the pool's own confidently scored rows as extra "
           + "training rows (pseudo-labels from the score, never from labels; default \(defaultGuideAdapt); 0 uses the references alone)"),
+    .init("guide-response", "on|off", "guided and combined: also learn a discriminant on the rows' responses (mean response state), "
+          + "taught by the guided score's confident rows (co-training), used when it confirms them; a row also goes when the "
+          + "joint prompt+response score is above 3.09 sd (default on: more recall, a few % of benign rows; the pool runs "
+          + "with its responses, about 3x the time of off)"),
+    .init("guide-response-block", "B", "block of the response view (default 0.5: the middle block)"),
     .init("remove-fraction", "F", "subspace: remove the top fraction F of scores"),
     .init("threshold", "T", "subspace: remove scores above T"),
     .init("k", "K", "subspace: singular directions (default 1; with --validation the best of 1...4)"),
@@ -306,6 +311,11 @@ func runAll(_ args: ParsedArguments) throws {
     if policies.count > 1 { throw UsageError("choose one of --validation, --remove-fraction and --threshold") }
     if method == "guided" && !policies.isEmpty { throw UsageError("--\(policies[0]) applies to the subspace score (--method subspace or combined)") }
     if method != "subspace" && args.has("validation") { throw UsageError("--validation applies to --method subspace") }
+    let responseSetting = args.string("guide-response")
+    guard [nil, "on", "off"].contains(responseSetting) else { throw UsageError("--guide-response takes on or off") }
+    if responseSetting == "on" && method == "subspace" { throw UsageError("--guide-response on needs --method guided or combined") }
+    let responseView = method != "subspace" && responseSetting != "off"
+    if args.has("guide-response-block") && !responseView { throw UsageError("--guide-response-block needs --guide-response on") }
 
     let data = try Dataset.load(dataPath)
     guard data.count >= 1 else { throw DatasetError("\(dataPath) has no rows") }
@@ -388,6 +398,21 @@ func runAll(_ args: ParsedArguments) throws {
         ]
     }
 
+    // Response view (co-training), when asked: the pool again with its responses, down to that block.
+    var response: (result: ResponseView.Result?, block: Int, seconds: Double)?
+    if responseView, let g = guided {
+        let rb = try resolveBlocks(args.string("guide-response-block") ?? "0.5", layers: L, defaults: [])
+        guard rb.count == 1 else { throw UsageError("--guide-response-block takes one block") }
+        var rs = setup
+        rs.position = .meanResponse
+        let (re, _) = try rs.embed(data.samples, loaded, modelPath: modelPath, blocks: rb, what: "rows with their responses", started: started)
+        let zg = g.scores.map { (Double($0) - g.direction.benignMeanScore) / max(g.direction.benignSD, 1e-12) }
+        let r = try ResponseView.score(guidedZ: zg, guidedRemoved: g.removed, response: re.byBlock[rb[0]]!, dim: re.dim)
+        response = (r, rb[0], re.seconds)
+        timings["response_embed_seconds"] = re.seconds
+        if r == nil { log("saft: warning: fewer than 10 rows are confidently harmful by the guided score: the response view is skipped") }
+    }
+
     // Subspace part (the published method, unchanged).
     var subspace: SAFT.Result?
     var validationEmbedSeconds = 0.0
@@ -420,7 +445,7 @@ func runAll(_ args: ParsedArguments) throws {
     timings["validation_embed_seconds"] = validationEmbedSeconds
 
     // The score that filters.
-    let scores: [Float], removed: [Bool], threshold: Float, rule: String, block: Int, warnings: [String]
+    var scores: [Float], removed: [Bool], threshold: Float, rule: String, block: Int, warnings: [String]
     switch method {
     case "subspace":
         let s = subspace!
@@ -436,11 +461,41 @@ func runAll(_ args: ParsedArguments) throws {
         (scores, removed, threshold, rule, block, warnings) = (c.scores, c.removed, c.threshold, c.thresholdRule, c.block, c.warnings)
         report["threshold_policy"] = "combined"
     }
+    if let response {
+        // A row also goes when the joint prompt+response score flags it; the reported score is the larger
+        // margin (guided: (g - τ)/sd; combined: its own margin; joint: z - 3.09), positive exactly when removed.
+        var rv: [String: Any] = ["block": response.block, "embed_seconds": response.seconds]
+        if let r = response.result, !r.applied {
+            rv["pseudo_labelled_rows"] = ["harmful": r.pseudoHarmful, "benign": r.pseudoBenign]
+            rv["agreement_auroc"] = r.agreement
+            rv["skipped"] = String(format: "the response view does not confirm the guided score's confident rows (AUROC %.3f < %.2f): "
+                                   + "no harmful cluster to learn from", r.agreement, ResponseView.Options().minimumAgreement)
+            log("saft: response view not used: \(rv["skipped"]!)")
+        } else if let r = response.result {
+            let g = guided!, o = ResponseView.Options()
+            let base = method == "guided" ? g.scores.map { ($0 - g.threshold) / Float(max(g.direction.benignSD, 1e-12)) } : scores
+            scores = zip(base, r.jointZ).map { max($0, Float($1 - o.threshold)) }
+            let before = removed.filter { $0 }.count
+            removed = zip(removed, r.removed).map { $0 || $1 }
+            threshold = 0
+            rule += String(format: "; or the joint prompt+response score (co-training on block %d's mean response state, "
+                           + "taught by %d/%d confidently harmful/benign rows) above %.2f sd", response.block, r.pseudoHarmful,
+                           r.pseudoBenign, o.threshold)
+            rv["pseudo_labelled_rows"] = ["harmful": r.pseudoHarmful, "benign": r.pseudoBenign]
+            rv["agreement_auroc"] = r.agreement
+            rv["threshold_sd"] = o.threshold
+            rv["added_removals"] = removed.filter { $0 }.count - before
+        } else {
+            rv["skipped"] = "fewer than 10 rows confidently harmful by the guided score"
+        }
+        report["response_view"] = rv
+    }
     timings["fit_and_score_seconds"] = seconds(since: fitStart)
     for w in warnings { log("saft: warning: \(w)") }
     let removedCount = removed.filter { $0 }.count
-    report["score_used"] = method == "subspace" ? "subspace (published SAFT) score at block \(block)"
-        : method == "guided" ? "guided reference-direction score at block \(block)" : "combined: guided or subspace score"
+    report["score_used"] = (method == "subspace" ? "subspace (published SAFT) score at block \(block)"
+        : method == "guided" ? "guided reference-direction score at block \(block)" : "combined: guided or subspace score")
+        + (response?.result?.applied == true ? ", or the joint prompt+response score (response view)" : "")
     report["block"] = block
     report["threshold"] = threshold.isFinite ? Double(threshold) : NSNull()
     report["threshold_rule"] = rule
@@ -524,6 +579,9 @@ func runFit(_ args: ParsedArguments) throws {
     if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
     let method = try parseMethod(args)
     if args.has("validation") { throw UsageError("--validation is not available in the sharded fit; use the single-machine saft") }
+    if args.string("guide-response") == "on" {
+        throw UsageError("--guide-response on is not available in the sharded fit (the shards hold prompt states only); use the single-machine saft")
+    }
     if args.has("remove-fraction") && args.has("threshold") { throw UsageError("choose one of --remove-fraction and --threshold") }
     if method == "guided" && (args.has("remove-fraction") || args.has("threshold")) { throw UsageError("--remove-fraction/--threshold apply to the subspace score") }
     let ms = try SAFTShards.manifests(work)
