@@ -64,6 +64,9 @@ let mainSpec = CommandSpec(
                 direction then adapted to the pool with its own confidently scored rows;
       combined  (default) a row goes when the guided score flags it, or when the published
                 score flags it and the guided score is above the benign references' mean.
+    With guided and combined, --guide-response on (the default) embeds the rows a second time with
+    their responses and learns a discriminant there from the guided score's confident rows: a row
+    also goes when both views together flag it (skipped when the responses do not confirm them).
     Rows with a `label` field are scored against it in the report; labels of --data never influence
     the filter. Docs/SAFT.md explains the choices and the measurements.
     """,
@@ -594,6 +597,7 @@ func runFit(_ args: ParsedArguments) throws {
     var filter = SAFTFilter(method: method, position: m0.position, maxTokens: m0.maxTokens, modelIdentity: m0.modelIdentity,
                             guided: nil, guidedRule: nil, subspace: nil, warnings: [])
     var report: [String: Any] = ["tool": "saft fit", "method": method, "work": work, "rows": total, "shards": ms.count]
+    if method != "subspace" { report["response_view"] = "not available in the sharded fit (the shards hold prompt states): prompt view only" }
     if method != "subspace" {
         let loaded = try LlamaLoader.load(modelPath)
         guard templateKey(loaded) == m0.template else { throw DatasetError("the model's chat template differs from the shards'") }
