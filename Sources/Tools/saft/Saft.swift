@@ -413,6 +413,15 @@ func runAll(_ args: ParsedArguments) throws {
         let r = try ResponseView.score(guidedZ: zg, guidedRemoved: g.removed, response: re.byBlock[rb[0]]!, dim: re.dim)
         response = (r, rb[0], re.seconds)
         timings["response_embed_seconds"] = re.seconds
+        // The pool's embedding is now both passes: the references' share counts against both.
+        if var guide = report["guide"] as? [String: Any], let h = refs?.harmful, let b = refs?.benign {
+            let refTokens = (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens)
+            let poolTokens = (emb.tokensRun ?? emb.tokens) + (re.tokensRun ?? re.tokens)
+            guide["reference_embed_cost_vs_pool"] = poolTokens > 0 ? Double(refTokens) / Double(poolTokens) : NSNull()
+            let poolSeconds = emb.seconds + re.seconds
+            guide["reference_embed_time_vs_pool"] = poolSeconds > 0 ? (h.seconds + b.seconds) / poolSeconds : NSNull()
+            report["guide"] = guide
+        }
         if r == nil { log("saft: warning: fewer than 10 rows are confidently harmful by the guided score: the response view is skipped") }
     }
 
