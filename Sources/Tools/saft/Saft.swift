@@ -422,7 +422,7 @@ func runAll(_ args: ParsedArguments) throws {
             guide["reference_embed_time_vs_pool"] = poolSeconds > 0 ? (h.seconds + b.seconds) / poolSeconds : NSNull()
             report["guide"] = guide
         }
-        if r == nil { log("saft: warning: fewer than 10 rows are confidently harmful by the guided score: the response view is skipped") }
+        if r == nil { log("saft: response view skipped: fewer than \(2 * ResponseView.Options().folds) rows are confidently harmful by the guided score (or benign)") }
     }
 
     // Subspace part (the published method, unchanged).
@@ -498,7 +498,7 @@ func runAll(_ args: ParsedArguments) throws {
             rv["threshold_sd"] = o.threshold
             rv["added_removals"] = removed.filter { $0 }.count - before
         } else {
-            rv["skipped"] = "fewer than 10 rows confidently harmful by the guided score"
+            rv["skipped"] = "fewer than \(2 * ResponseView.Options().folds) rows confidently harmful (or benign) by the guided score"
         }
         report["response_view"] = rv
     }
