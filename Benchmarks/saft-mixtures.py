@@ -78,7 +78,8 @@ def main():
     ap.add_argument("--methods", default="guided,guided-fprbalanced,guided-mean,subspace,combined,combined-fprbalanced",
                     help="guided (default settings), guided-fpr<F> / combined-fpr<F> (guided threshold at benign-reference "
                          "FPR F, or balanced), guided-adapt<N> / combined-adapt<N> (N rounds of adaptation to the pool; 0: references only), "
-                         "guided-mean (mean-difference direction), subspace (published), combined; suffixes combine: guided-fpr0.01-adapt0")
+                         "guided-mean (mean-difference direction), subspace (published), combined; -response adds the response view "
+                         "(saft's default since session 7; without it --guide-response off); suffixes combine: guided-fpr0.01-adapt0")
     ap.add_argument("--blocks", default="0.33,0.5,0.67,0.75")
     ap.add_argument("--max-tokens", default="512")
     ap.add_argument("--threads", default="")
@@ -97,8 +98,11 @@ def main():
                 cmd = [a.saft, "--model", a.model, "--data", path, "--out", os.path.join(a.scratch, tag + ".kept.jsonl"),
                        "--report", report, "--position", position, "--cache", os.path.join(a.scratch, "cache"),
                        "--method", method.split("-")[0], "--max-tokens", a.max_tokens]
+                response = "off"  # a method name means what it meant when its table was measured
                 for part in method.split("-")[1:]:  # e.g. guided-fpr0.001-adapt0
-                    if part.startswith("fpr"):
+                    if part == "response":
+                        response = "on"
+                    elif part.startswith("fpr"):
                         cmd += ["--guide-fpr", part[3:]]
                     elif part.startswith("adapt"):
                         cmd += ["--guide-adapt", part[5:]]
@@ -106,6 +110,8 @@ def main():
                         cmd += ["--guide-direction", "mean"]
                     else:
                         sys.exit(f"unknown method suffix '{part}' in {method}")
+                if method != "subspace":
+                    cmd += ["--guide-response", response]
                 if a.threads:
                     cmd += ["--threads", a.threads]
                 if method.startswith("guided"):
