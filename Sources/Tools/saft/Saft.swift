@@ -136,8 +136,10 @@ struct EmbeddingSetup {
     var maxTokens: Int
     var batchTokens: Int
     var cache: String?
-    /// Where the reference prompts' embeddings live between runs (nil: embedded on every run).
+    /// Where the reference prompts' embeddings live between runs (nil: embedded on every run). The
+    /// per-user default is looked up (and created) only when references are embedded.
     var referenceCache: String?
+    private var referenceCacheIsDefault = false
 
     init(_ args: ParsedArguments) throws {
         if let t = try args.int("threads", range: 1 ... 1024) { Parallel.defaultWorkers = t }
@@ -151,13 +153,17 @@ struct EmbeddingSetup {
         switch args.string("reference-cache") {
         case "none": referenceCache = nil
         case let dir?: referenceCache = dir
-        case nil: referenceCache = cache ?? defaultReferenceCache()
+        case nil: referenceCache = cache; referenceCacheIsDefault = cache == nil
         }
     }
 
     /// Embeddings of the reference prompts, through the reference cache.
-    func embedReferences(_ samples: [Sample], _ loaded: LoadedModel, modelPath: String, blocks: [Int], what: String,
-                         started: DispatchTime) throws -> (Embeddings, hits: Int) {
+    mutating func embedReferences(_ samples: [Sample], _ loaded: LoadedModel, modelPath: String, blocks: [Int], what: String,
+                                  started: DispatchTime) throws -> (Embeddings, hits: Int) {
+        if referenceCacheIsDefault {
+            referenceCache = defaultReferenceCache()
+            referenceCacheIsDefault = false
+        }
         var s = self
         s.cache = referenceCache
         return try s.embed(samples, loaded, modelPath: modelPath, blocks: blocks, what: what, started: started)
@@ -308,7 +314,7 @@ func restrict(_ e: Embeddings, to block: Int) -> Embeddings {
 func runAll(_ args: ParsedArguments) throws {
     let started = DispatchTime.now()
     let modelPath = try args.require("model"), dataPath = try args.require("data"), outPath = try args.require("out")
-    let setup = try EmbeddingSetup(args)
+    var setup = try EmbeddingSetup(args)
     var method = try parseMethod(args)
     let policies = ["validation", "remove-fraction", "threshold"].filter { args.has($0) }
     if policies.count > 1 { throw UsageError("choose one of --validation, --remove-fraction and --threshold") }
@@ -376,19 +382,15 @@ func runAll(_ args: ParsedArguments) throws {
         let adaptStart = DispatchTime.now()
         guided = try GuidedSAFT.run(pool: emb, fits: fits, calibration: cal,
                                     adapt: (GuidedSAFT.References(harmful: h, benign: b), o))
-        let refEmbed = h.seconds + b.seconds
-        timings["reference_embed_seconds"] = refEmbed
+        timings["reference_embed_seconds"] = h.seconds + b.seconds
         timings["reference_fit_seconds"] = refs.fitSeconds + seconds(since: adaptStart)
         report["guide"] = [
             "source": refs.source, "harmful_references": h.rows, "benign_references": b.rows,
             "reference_cache": setup.referenceCache.map { ["directory": $0, "rows_from_cache": refs.hits] as [String: Any] } ?? NSNull(),
             "reference_tokens": h.tokens + b.tokens, "calibration": cal.name, "direction": directionName(o),
             "reference_blocks_embedded": blocks,
-            // Tokens each side actually ran (shared template prefix once, cached rows not at all).
+            // Tokens actually run (shared template prefix once, cached rows not at all).
             "reference_tokens_run": (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens),
-            "reference_embed_cost_vs_pool": (emb.tokensRun ?? emb.tokens) > 0
-                ? Double((h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens)) / Double(emb.tokensRun ?? emb.tokens) : NSNull(),
-            "reference_embed_time_vs_pool": emb.seconds > 0 ? refEmbed / emb.seconds : NSNull(),
             "blocks": fits.map { ["block": $0.block, "cv_auroc": $0.cvAUROC, "cv_separation": $0.cvSeparation, "threshold": Double($0.threshold),
                                   "benign_reference_score": [$0.benignMeanScore, $0.benignSD],
                                   "harmful_reference_score": [$0.harmfulMeanScore, $0.harmfulSD]] as [String: Any] },
@@ -402,7 +404,7 @@ func runAll(_ args: ParsedArguments) throws {
     }
 
     // Response view (co-training), when asked: the pool again with its responses, down to that block.
-    var response: (result: ResponseView.Result?, block: Int, seconds: Double)?
+    var response: (result: ResponseView.Result?, block: Int, seconds: Double, tokensRun: Int)?
     if responseView, let g = guided {
         let rb = try resolveBlocks(args.string("guide-response-block") ?? "0.5", layers: L, defaults: [])
         guard rb.count == 1 else { throw UsageError("--guide-response-block takes one block") }
@@ -411,18 +413,18 @@ func runAll(_ args: ParsedArguments) throws {
         let (re, _) = try rs.embed(data.samples, loaded, modelPath: modelPath, blocks: rb, what: "rows with their responses", started: started)
         let zg = g.scores.map { (Double($0) - g.direction.benignMeanScore) / max(g.direction.benignSD, 1e-12) }
         let r = try ResponseView.score(guidedZ: zg, guidedRemoved: g.removed, response: re.byBlock[rb[0]]!, dim: re.dim)
-        response = (r, rb[0], re.seconds)
+        response = (r, rb[0], re.seconds, re.tokensRun ?? re.tokens)
         timings["response_embed_seconds"] = re.seconds
-        // The pool's embedding is now both passes: the references' share counts against both.
-        if var guide = report["guide"] as? [String: Any], let h = refs?.harmful, let b = refs?.benign {
-            let refTokens = (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens)
-            let poolTokens = (emb.tokensRun ?? emb.tokens) + (re.tokensRun ?? re.tokens)
-            guide["reference_embed_cost_vs_pool"] = poolTokens > 0 ? Double(refTokens) / Double(poolTokens) : NSNull()
-            let poolSeconds = emb.seconds + re.seconds
-            guide["reference_embed_time_vs_pool"] = poolSeconds > 0 ? (h.seconds + b.seconds) / poolSeconds : NSNull()
-            report["guide"] = guide
-        }
-        if r == nil { log("saft: response view skipped: fewer than \(2 * ResponseView.Options().folds) rows are confidently harmful by the guided score (or benign)") }
+    }
+
+    // The references' share of the pool's embedding (both passes when the response view ran).
+    if var guide = report["guide"] as? [String: Any], let h = refs?.harmful, let b = refs?.benign {
+        let refTokens = (h.tokensRun ?? h.tokens) + (b.tokensRun ?? b.tokens)
+        let poolTokens = (emb.tokensRun ?? emb.tokens) + (response?.tokensRun ?? 0)
+        let poolSeconds = emb.seconds + (response?.seconds ?? 0)
+        guide["reference_embed_cost_vs_pool"] = poolTokens > 0 ? Double(refTokens) / Double(poolTokens) : NSNull()
+        guide["reference_embed_time_vs_pool"] = poolSeconds > 0 ? (h.seconds + b.seconds) / poolSeconds : NSNull()
+        report["guide"] = guide
     }
 
     // Subspace part (the published method, unchanged).
@@ -477,13 +479,11 @@ func runAll(_ args: ParsedArguments) throws {
         // A row also goes when the joint prompt+response score flags it; the reported score is the larger
         // margin (guided: (g - τ)/sd; combined: its own margin; joint: z - 3.09), positive exactly when removed.
         var rv: [String: Any] = ["block": response.block, "embed_seconds": response.seconds]
-        if let r = response.result, !r.applied {
+        if let r = response.result {
             rv["pseudo_labelled_rows"] = ["harmful": r.pseudoHarmful, "benign": r.pseudoBenign]
             rv["agreement_auroc"] = r.agreement
-            rv["skipped"] = String(format: "the response view does not confirm the guided score's confident rows (AUROC %.3f < %.2f): "
-                                   + "no harmful cluster to learn from", r.agreement, ResponseView.Options().minimumAgreement)
-            log("saft: response view not used: \(rv["skipped"]!)")
-        } else if let r = response.result {
+        }
+        if let r = response.result, r.applied {
             let g = guided!, o = ResponseView.Options()
             let base = method == "guided" ? g.scores.map { ($0 - g.threshold) / Float(max(g.direction.benignSD, 1e-12)) } : scores
             scores = zip(base, r.jointZ).map { max($0, Float($1 - o.threshold)) }
@@ -493,12 +493,15 @@ func runAll(_ args: ParsedArguments) throws {
             rule += String(format: "; or the joint prompt+response score (co-training on block %d's mean response state, "
                            + "taught by %d/%d confidently harmful/benign rows) above %.2f sd", response.block, r.pseudoHarmful,
                            r.pseudoBenign, o.threshold)
-            rv["pseudo_labelled_rows"] = ["harmful": r.pseudoHarmful, "benign": r.pseudoBenign]
-            rv["agreement_auroc"] = r.agreement
             rv["threshold_sd"] = o.threshold
             rv["added_removals"] = removed.filter { $0 }.count - before
         } else {
-            rv["skipped"] = "fewer than \(2 * ResponseView.Options().folds) rows confidently harmful (or benign) by the guided score"
+            let skipped = response.result.map {
+                String(format: "the response view does not confirm the guided score's confident rows (AUROC %.3f < %.2f): "
+                       + "no harmful cluster to learn from", $0.agreement, ResponseView.Options().minimumAgreement)
+            } ?? "fewer than \(2 * ResponseView.Options().folds) rows confidently harmful (or benign) by the guided score"
+            rv["skipped"] = skipped
+            log("saft: response view not used: \(skipped)")
         }
         report["response_view"] = rv
     }
